@@ -1,0 +1,85 @@
+"""Domain errors, each carrying the HTTP status and stable error code it maps to.
+
+Handlers turn any ``BillingError`` into ``{"error": {"code", "message"}}`` with
+``status``; messages are written for the API's caller and never contain Stripe
+object ids, keys or card data.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class BillingError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Unauthenticated(BillingError):
+    status = 401
+    code = "unauthenticated"
+
+
+class InvalidRequest(BillingError):
+    status = 422
+    code = "invalid_request"
+
+
+class MalformedBody(BillingError):
+    status = 400
+    code = "malformed_body"
+
+
+class ReturnUrlNotAllowed(InvalidRequest):
+    code = "return_url_not_allowed"
+
+
+class UnknownPlan(InvalidRequest):
+    code = "unknown_plan"
+
+
+class FlowRejected(InvalidRequest):
+    """Stripe refused the flow for this portal configuration (e.g. a plan it does not offer)."""
+
+    code = "flow_not_available"
+
+
+class Conflict(BillingError):
+    status = 409
+    code = "conflict"
+
+
+class NoSubscription(Conflict):
+    code = "no_subscription"
+
+
+class AlreadyOnPlan(Conflict):
+    code = "already_on_plan"
+
+
+class AlreadyCancelling(Conflict):
+    code = "already_cancelling"
+
+
+class UnsupportedSubscription(Conflict):
+    code = "unsupported_subscription"
+
+
+class StripeUnavailable(BillingError):
+    """Stripe could not be reached or asked us to slow down: safe to retry."""
+
+    status = 503
+    code = "stripe_unavailable"
+    retry_after_seconds: ClassVar[int] = 5
+
+
+class StripeFailed(BillingError):
+    """Stripe answered with an error we cannot fix by retrying at once."""
+
+    status = 502
+    code = "stripe_error"
+    retry_after_seconds: ClassVar[int] = 30

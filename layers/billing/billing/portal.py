@@ -1,0 +1,176 @@
+"""Portal sessions and SetupIntents for a signed-in user: the session function's domain.
+
+Order of work in ``create_portal_session`` is chosen so that a request that
+will fail changes nothing: the return URL and the plan are checked first, a
+flow that needs a subscription never creates a customer, and the Stripe
+customer is created (idempotently) only when the session can be opened.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from billing.errors import NoSubscription, UnknownPlan
+from billing.flows import build_flow_data
+from billing.identity import User
+from billing.models import (
+    AfterCompletion,
+    CatalogPrice,
+    CurrentSubscription,
+    PlanChange,
+    PortalSessionRequest,
+)
+from billing.settings import Settings
+from billing.store import BillingStore
+from billing.stripe_client import idempotency_key, stripe_errors
+from billing.subscriptions import pick_current_subscription, subscription_from_stripe
+
+if TYPE_CHECKING:
+    import stripe
+    from stripe.params.billing_portal import SessionCreateParams
+
+# A price fetched from Stripe on a cache miss is trusted this long; price.*
+# webhooks keep cached prices current in between.
+CATALOG_MISS_TTL_SECONDS = 24 * 3600
+
+SubscriptionLookup = Callable[[str], CurrentSubscription | None]
+
+
+@dataclass(frozen=True)
+class PortalService:
+    """Everything the session function does, over explicit dependencies."""
+
+    settings: Settings
+    store: BillingStore
+    stripe: stripe.StripeClient
+    # customer id -> the subscription the portal flows act on. The Stripe-backed
+    # lookup below stands in until the webhook projection stores subscriptions.
+    current_subscription: SubscriptionLookup
+
+    def create_portal_session(self, user: User, request: PortalSessionRequest) -> str:
+        """Open a billing-portal session for ``user``; returns its short-lived URL."""
+        return_url = self.settings.return_url_policy.resolve(
+            request.return_url, self.settings.default_return_url
+        )
+        change = None
+        if request.plan is not None or request.quantity is not None:
+            price = self.price_for_lookup_key(request.plan) if request.plan else None
+            change = PlanChange(price=price, quantity=request.quantity)
+
+        params: SessionCreateParams = {"return_url": return_url}
+        if request.flow is not None and request.flow.needs_subscription:
+            customer_id = self.store.customer_for_user(user.id)
+            if customer_id is None:
+                raise NoSubscription(f"The {request.flow.value} flow needs a subscription.")
+            subscription = self.current_subscription(customer_id)
+        else:
+            customer_id = self.ensure_customer(user)
+            subscription = None
+        if request.flow is not None:
+            params["flow_data"] = build_flow_data(
+                request.flow,
+                subscription=subscription,
+                return_url=return_url,
+                change=change,
+                after_completion=request.after_completion or AfterCompletion.REDIRECT,
+            )
+        params["customer"] = customer_id
+        if self.settings.portal_configuration_id:
+            params["configuration"] = self.settings.portal_configuration_id
+        if request.locale is not None:
+            params["locale"] = request.locale
+        with stripe_errors("billing_portal.sessions.create"):
+            session = self.stripe.v1.billing_portal.sessions.create(params=params)
+        return session.url
+
+    def create_setup_intent(self, user: User) -> str:
+        """A SetupIntent for saving a new card with Stripe Elements; returns its client secret.
+
+        ``metadata.purpose`` marks it so the webhook projection makes the
+        confirmed payment method the customer's default.
+        """
+        customer_id = self.ensure_customer(user)
+        params: stripe.params.SetupIntentCreateParams = {
+            "customer": customer_id,
+            "usage": "off_session",
+            "automatic_payment_methods": {"enabled": True},
+            "metadata": {
+                self.settings.customer_user_metadata_key: user.id,
+                "purpose": "default_payment_method",
+            },
+        }
+        with stripe_errors("setup_intents.create"):
+            intent = self.stripe.v1.setup_intents.create(params=params)
+        if not intent.client_secret:  # pragma: no cover - Stripe always returns one on create
+            raise RuntimeError("SetupIntent without client_secret")
+        return intent.client_secret
+
+    def ensure_customer(self, user: User) -> str:
+        """The user's Stripe customer, created and linked on first use.
+
+        Creation carries an idempotency key derived from the user (and email),
+        so concurrent first requests get the same customer from Stripe; the
+        conditional link write then makes exactly one of them stick.
+        """
+        linked = self.store.customer_for_user(user.id)
+        if linked is not None:
+            return linked
+        metadata_key = self.settings.customer_user_metadata_key
+        params: stripe.params.CustomerCreateParams = {"metadata": {metadata_key: user.id}}
+        if user.email:
+            params["email"] = user.email
+        with stripe_errors("customers.create"):
+            customer = self.stripe.v1.customers.create(
+                params=params,
+                options={"idempotency_key": idempotency_key("customer", user.id, user.email or "")},
+            )
+        return self.store.link_customer(user.id, customer.id)
+
+    def price_for_lookup_key(self, lookup_key: str) -> CatalogPrice:
+        """The active recurring price named ``lookup_key``, from the cache or Stripe once."""
+        price = self.store.catalog_price(lookup_key)
+        if price is None:
+            with stripe_errors("prices.list"):
+                found = self.stripe.v1.prices.list(
+                    params={"lookup_keys": [lookup_key], "active": True, "limit": 1}
+                ).data
+            if not found or found[0].recurring is None:
+                raise UnknownPlan(f"There is no plan named {lookup_key!r}.")
+            price = catalog_price_from_stripe(found[0])
+            expires = int(time.time()) + CATALOG_MISS_TTL_SECONDS
+            self.store.save_catalog_price(price, expires_at=expires)
+        if not price.active:
+            raise UnknownPlan(f"The plan {lookup_key!r} is no longer offered.")
+        return price
+
+
+def catalog_price_from_stripe(price: stripe.Price) -> CatalogPrice:
+    product = price.product
+    return CatalogPrice(
+        price_id=price.id,
+        lookup_key=price.lookup_key or "",
+        product_id=product if isinstance(product, str) else product.id,
+        active=price.active,
+        currency=price.currency,
+        unit_amount=price.unit_amount,
+        interval=price.recurring.interval if price.recurring else None,
+        interval_count=price.recurring.interval_count if price.recurring else None,
+    )
+
+
+def stripe_subscription_lookup(client: stripe.StripeClient) -> SubscriptionLookup:
+    """Current subscription read live from Stripe (one list call).
+
+    Stand-in for the stored projection of the next issue; swapping it is the
+    only change the session function needs.
+    """
+
+    def lookup(customer_id: str) -> CurrentSubscription | None:
+        with stripe_errors("subscriptions.list"):
+            page = client.v1.subscriptions.list(params={"customer": customer_id, "limit": 100})
+        return pick_current_subscription(subscription_from_stripe(s.to_dict()) for s in page.data)
+
+    return lookup
