@@ -1,0 +1,1477 @@
+"""The stand-in's Stripe account: objects, the rules Stripe applies, and a change log.
+
+Only what the product uses is implemented, in the current API shapes (every
+object is built with ``shapes.shaped``). Each state change is appended to
+``changes`` as ``{"seq", "type", "created", "object", "previous_attributes"}``
+with Stripe's event type names, ready to become webhook events.
+"""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import random
+import string
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sandbox.stripe_standin.shapes import example, shaped
+
+Obj = dict[str, Any]
+Params = dict[str, Any]
+
+# Stripe's test payment-method tokens: attaching one clones a new card.
+TEST_CARDS: dict[str, tuple[str, str, bool, bool]] = {
+    # token: (brand, last4, attach succeeds, later charges succeed)
+    "pm_card_visa": ("visa", "4242", True, True),
+    "pm_card_mastercard": ("mastercard", "4444", True, True),
+    "pm_card_amex": ("amex", "8431", True, True),
+    "pm_card_chargeCustomerFail": ("visa", "0341", True, False),
+    "pm_card_visa_chargeDeclined": ("visa", "0002", False, False),
+}
+CANCELLATION_REASONS = {
+    "customer_service",
+    "low_quality",
+    "missing_features",
+    "other",
+    "switched_service",
+    "too_complex",
+    "too_expensive",
+    "unused",
+}
+CUSTOMER_UPDATE_FIELDS = {"address", "email", "name", "phone", "shipping", "tax_id"}
+SUBSCRIPTION_UPDATE_FIELDS = {"price", "promotion_code", "quantity"}
+MANAGEABLE_STATUSES = {"active", "trialing", "past_due", "unpaid", "paused"}
+SESSION_URL_SECONDS = 300
+
+
+class StripeApiError(Exception):
+    """An error answered the way Stripe answers it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.type, self.code, self.param, self.message = (
+            status,
+            type_,
+            code,
+            param,
+            message,
+        )
+
+    def body(self) -> Obj:
+        error: Obj = {"type": self.type, "message": self.message}
+        if self.code:
+            error["code"] = self.code
+        if self.param:
+            error["param"] = self.param
+        return {"error": error}
+
+
+def missing(
+    kind: str, object_id: str, param: str | None = None, status: int = 400
+) -> StripeApiError:
+    return StripeApiError(
+        f"No such {kind}: '{object_id}'", status=status, code="resource_missing", param=param
+    )
+
+
+def random_id(prefix: str, length: int = 24) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return prefix + "".join(random.choices(alphabet, k=length))
+
+
+def add_interval(start: int, interval: str, count: int) -> int:
+    """``start`` plus ``count`` intervals, by the calendar for months and years."""
+    if interval in ("day", "week"):
+        return start + count * (86_400 if interval == "day" else 604_800)
+    moment = datetime.fromtimestamp(start, UTC)
+    months = count * (12 if interval == "year" else 1)
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return int(moment.replace(year=year, month=month, day=day).timestamp())
+
+
+def as_int(value: Any, param: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise StripeApiError(f"Invalid integer: {value}", param=param) from None
+
+
+def as_bool(value: Any, param: str) -> bool:
+    if value in (True, "true"):
+        return True
+    if value in (False, "false"):
+        return False
+    raise StripeApiError(f"Invalid boolean: {value}", param=param)
+
+
+def merge_metadata(current: Obj | None, update: Any) -> Obj:
+    if update == "":
+        return {}
+    merged = dict(current or {})
+    for key, value in (update or {}).items():
+        if value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = str(value)
+    return merged
+
+
+def diff(before: Obj, after: Obj) -> Obj:
+    """Stripe's ``previous_attributes``: old values of the top-level fields that changed."""
+    return {k: before.get(k) for k in after if before.get(k) != after[k]}
+
+
+class StripeState:
+    """All objects of one stand-in account. Every public method holds the lock."""
+
+    def __init__(self, base_url: str = "http://127.0.0.1", clock: Callable[[], float] = time.time):
+        self.base_url = base_url
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.objects: dict[str, Obj] = {}
+            self.seq: dict[str, int] = {}
+            self.changes: list[Obj] = []
+            self.sessions: dict[str, Obj] = {}  # URL token -> {"session": id, "expires_at": t}
+            self.declining_cards: set[str] = set()
+            self.config_products: dict[str, list[Obj]] = {}
+            self.invoice_counter: dict[str, int] = {}
+            self._next_seq = 0
+            self.default_configuration_id = self._seed_default_configuration()
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def _store(self, obj: Obj) -> Obj:
+        if obj["id"] not in self.seq:
+            self._next_seq += 1
+            self.seq[obj["id"]] = self._next_seq
+        self.objects[obj["id"]] = obj
+        return obj
+
+    def _record(self, event_type: str, obj: Obj, previous: Obj | None = None) -> None:
+        self.changes.append(
+            {
+                "seq": len(self.changes) + 1,
+                "type": event_type,
+                "created": self.now(),
+                "object": copy.deepcopy(obj),
+                "previous_attributes": previous,
+            }
+        )
+
+    def get(self, object_id: str, kind: str, *, param: str | None = None, status: int = 400) -> Obj:
+        obj = self.objects.get(object_id)
+        if obj is None or obj.get("object") != kind or obj.get("deleted"):
+            raise missing(kind, object_id, param, status)
+        return obj
+
+    def render(self, obj: Obj, expand: Iterable[str] = ()) -> Obj:
+        """A copy of ``obj`` for a response, with ``expand`` paths resolved."""
+        out = copy.deepcopy(obj)
+        for path in expand:
+            if out.get("object") == "billing_portal.configuration" and path == (
+                "features.subscription_update.products"
+            ):
+                products = self.config_products.get(out["id"], [])
+                out["features"]["subscription_update"]["products"] = copy.deepcopy(products)
+                continue
+            self._expand(out, path.split("."))
+        return out
+
+    def _expand(self, value: Any, parts: list[str]) -> Any:
+        if isinstance(value, list):
+            return [self._expand(v, parts) for v in value]
+        if not parts or not isinstance(value, dict) or parts[0] not in value:
+            return value
+        head, rest = parts[0], parts[1:]
+        target = value[head]
+        if isinstance(target, str) and target in self.objects:
+            target = copy.deepcopy(self.objects[target])
+        value[head] = self._expand(target, rest)
+        return value
+
+    def page(self, kind: str, params: Params, url: str, keep: Callable[[Obj], bool]) -> Obj:
+        """A Stripe list object: newest first, ``limit``/``starting_after``/``ending_before``."""
+        limit = as_int(params.get("limit", 10), "limit")
+        if not 1 <= limit <= 100:
+            raise StripeApiError("Invalid limit: must be between 1 and 100.", param="limit")
+        rows = [o for o in self.objects.values() if o.get("object") == kind and keep(o)]
+        rows.sort(key=lambda o: (o.get("created", 0), self.seq[o["id"]]), reverse=True)
+        ids = [o["id"] for o in rows]
+        if after := params.get("starting_after"):
+            rows = rows[ids.index(after) + 1 :] if after in ids else []
+        elif before := params.get("ending_before"):
+            rows = rows[: ids.index(before)] if before in ids else []
+            rows = rows[-limit:]
+        expand = [
+            p.removeprefix("data.") for p in params.get("expand", []) if p.startswith("data.")
+        ]
+        return {
+            "object": "list",
+            "data": [self.render(o, expand) for o in rows[:limit]],
+            "has_more": len(rows) > limit,
+            "url": url,
+        }
+
+    # --- customers -------------------------------------------------------------------------
+
+    def create_customer(self, params: Params) -> Obj:
+        with self.lock:
+            customer = shaped(
+                "customer",
+                id=random_id("cus_", 14),
+                created=self.now(),
+                email=params.get("email"),
+                name=params.get("name"),
+                description=params.get("description"),
+                phone=params.get("phone"),
+                metadata=merge_metadata({}, params.get("metadata")),
+                address=None,
+                shipping=None,
+                discount=None,
+                currency=None,
+                invoice_prefix="".join(random.choices("0123456789ABCDEF", k=8)),
+                invoice_settings={
+                    "custom_fields": None,
+                    "default_payment_method": None,
+                    "footer": None,
+                    "rendering_options": None,
+                },
+                preferred_locales=[],
+            )
+            self._store(customer)
+            self._record("customer.created", customer)
+            if token := params.get("payment_method"):
+                self._attach(token, customer["id"])
+            default = (params.get("invoice_settings") or {}).get("default_payment_method")
+            if default:
+                self.update_customer(
+                    customer["id"], {"invoice_settings": {"default_payment_method": default}}
+                )
+            return customer
+
+    def update_customer(self, customer_id: str, params: Params) -> Obj:
+        with self.lock:
+            customer = self.get(customer_id, "customer", status=404)
+            before = copy.deepcopy(customer)
+            for field in ("email", "name", "description", "phone"):
+                if field in params:
+                    customer[field] = params[field] or None
+            if "metadata" in params:
+                customer["metadata"] = merge_metadata(customer["metadata"], params["metadata"])
+            settings = params.get("invoice_settings") or {}
+            if "default_payment_method" in settings:
+                pm_id = settings["default_payment_method"] or None
+                if pm_id is not None:
+                    pm = self.get(
+                        pm_id, "payment_method", param="invoice_settings[default_payment_method]"
+                    )
+                    if pm["customer"] != customer_id:
+                        raise StripeApiError(
+                            "The payment method must be attached to the customer first.",
+                            param="invoice_settings[default_payment_method]",
+                        )
+                customer["invoice_settings"]["default_payment_method"] = pm_id
+            if customer != before:
+                self._record("customer.updated", customer, diff(before, customer))
+            return customer
+
+    def delete_customer(self, customer_id: str) -> Obj:
+        with self.lock:
+            customer = self.get(customer_id, "customer", status=404)
+            for sub in self._subscriptions_of(customer_id):
+                if sub["status"] != "canceled":
+                    self.cancel_subscription(sub["id"], {})
+            customer["deleted"] = True
+            self._record("customer.deleted", {k: v for k, v in customer.items() if k != "deleted"})
+            return shaped("deleted_customer", id=customer_id, deleted=True)
+
+    def list_customers(self, params: Params) -> Obj:
+        with self.lock:
+            email = params.get("email")
+            return self.page(
+                "customer",
+                params,
+                "/v1/customers",
+                lambda c: not c.get("deleted") and (email is None or c["email"] == email),
+            )
+
+    # --- products and prices -------------------------------------------------------------------
+
+    def create_product(self, params: Params) -> Obj:
+        with self.lock:
+            if not params.get("name"):
+                raise StripeApiError(
+                    "Missing required param: name.", code="parameter_missing", param="name"
+                )
+            now = self.now()
+            product = shaped(
+                "product",
+                id=params.get("id") or random_id("prod_", 14),
+                created=now,
+                updated=now,
+                name=params["name"],
+                description=params.get("description"),
+                active=as_bool(params.get("active", True), "active"),
+                metadata=merge_metadata({}, params.get("metadata")),
+                default_price=None,
+                images=[],
+                marketing_features=[],
+                package_dimensions=None,
+                shippable=None,
+                statement_descriptor=None,
+                tax_code=None,
+                unit_label=None,
+                url=None,
+                type="service",
+            )
+            self._store(product)
+            self._record("product.created", product)
+            return product
+
+    def update_product(self, product_id: str, params: Params) -> Obj:
+        with self.lock:
+            product = self.get(product_id, "product", status=404)
+            before = copy.deepcopy(product)
+            for field in ("name", "description"):
+                if field in params:
+                    product[field] = params[field]
+            if "active" in params:
+                product["active"] = as_bool(params["active"], "active")
+            if "metadata" in params:
+                product["metadata"] = merge_metadata(product["metadata"], params["metadata"])
+            if product != before:
+                product["updated"] = self.now()
+                self._record("product.updated", product, diff(before, product))
+            return product
+
+    def list_products(self, params: Params) -> Obj:
+        with self.lock:
+            active = params.get("active")
+            return self.page(
+                "product",
+                params,
+                "/v1/products",
+                lambda p: active is None or p["active"] == as_bool(active, "active"),
+            )
+
+    def _price_with_lookup_key(self, lookup_key: str) -> Obj | None:
+        for obj in self.objects.values():
+            if obj.get("object") == "price" and obj.get("lookup_key") == lookup_key:
+                return obj
+        return None
+
+    def _claim_lookup_key(self, lookup_key: str | None, transfer: Any, price_id: str) -> None:
+        if not lookup_key:
+            return
+        holder = self._price_with_lookup_key(lookup_key)
+        if holder is None or holder["id"] == price_id:
+            return
+        if not as_bool(transfer or False, "transfer_lookup_key"):
+            raise StripeApiError(
+                f"A price (`{holder['id']}`) already uses that lookup key.",
+                param="lookup_key",
+            )
+        before = copy.deepcopy(holder)
+        holder["lookup_key"] = None
+        self._record("price.updated", holder, diff(before, holder))
+
+    def create_price(self, params: Params) -> Obj:
+        with self.lock:
+            if product_data := params.get("product_data"):
+                product_id = self.create_product(product_data)["id"]
+            elif params.get("product"):
+                product_id = self.get(params["product"], "product", param="product")["id"]
+            else:
+                raise StripeApiError(
+                    "Missing required param: product.", code="parameter_missing", param="product"
+                )
+            if not params.get("currency"):
+                raise StripeApiError(
+                    "Missing required param: currency.", code="parameter_missing", param="currency"
+                )
+            recurring = None
+            if r := params.get("recurring"):
+                if r.get("interval") not in ("day", "week", "month", "year"):
+                    raise StripeApiError(
+                        "Invalid recurring[interval].", param="recurring[interval]"
+                    )
+                recurring = {
+                    "interval": r["interval"],
+                    "interval_count": as_int(
+                        r.get("interval_count", 1), "recurring[interval_count]"
+                    ),
+                    "meter": None,
+                    "usage_type": "licensed",
+                    "trial_period_days": None,
+                }
+            amount = as_int(params.get("unit_amount", 0), "unit_amount")
+            price_id = random_id("price_")
+            lookup_key = params.get("lookup_key") or None
+            self._claim_lookup_key(lookup_key, params.get("transfer_lookup_key"), price_id)
+            price = shaped(
+                "price",
+                id=price_id,
+                created=self.now(),
+                active=as_bool(params.get("active", True), "active"),
+                currency=str(params["currency"]).lower(),
+                product=product_id,
+                unit_amount=amount,
+                unit_amount_decimal=str(amount),
+                recurring=recurring,
+                type="recurring" if recurring else "one_time",
+                lookup_key=lookup_key,
+                nickname=params.get("nickname"),
+                metadata=merge_metadata({}, params.get("metadata")),
+                billing_scheme="per_unit",
+                custom_unit_amount=None,
+                tax_behavior="unspecified",
+                tiers_mode=None,
+                transform_quantity=None,
+            )
+            self._store(price)
+            self._record("price.created", price)
+            return price
+
+    def update_price(self, price_id: str, params: Params) -> Obj:
+        with self.lock:
+            price = self.get(price_id, "price", status=404)
+            before = copy.deepcopy(price)
+            if "lookup_key" in params:
+                key = params["lookup_key"] or None
+                self._claim_lookup_key(key, params.get("transfer_lookup_key"), price_id)
+                price["lookup_key"] = key
+            if "active" in params:
+                price["active"] = as_bool(params["active"], "active")
+            if "nickname" in params:
+                price["nickname"] = params["nickname"] or None
+            if "metadata" in params:
+                price["metadata"] = merge_metadata(price["metadata"], params["metadata"])
+            if price != before:
+                self._record("price.updated", price, diff(before, price))
+            return price
+
+    def list_prices(self, params: Params) -> Obj:
+        with self.lock:
+            lookup_keys = params.get("lookup_keys")
+            active = params.get("active")
+            product = params.get("product")
+            kind = params.get("type")
+
+            def keep(p: Obj) -> bool:
+                return (
+                    (lookup_keys is None or p["lookup_key"] in lookup_keys)
+                    and (active is None or p["active"] == as_bool(active, "active"))
+                    and (product is None or p["product"] == product)
+                    and (kind is None or p["type"] == kind)
+                )
+
+            return self.page("price", params, "/v1/prices", keep)
+
+    # --- payment methods and setup intents ----------------------------------------------------
+
+    def _attach(self, token_or_id: str, customer_id: str) -> Obj:
+        self.get(customer_id, "customer", param="customer")
+        if token_or_id in TEST_CARDS:
+            brand, last4, attachable, chargeable = TEST_CARDS[token_or_id]
+            if not attachable:
+                raise StripeApiError(
+                    "Your card was declined.", status=402, type_="card_error", code="card_declined"
+                )
+            card = example("payment_method")["card"]
+            card |= {
+                "brand": brand,
+                "display_brand": brand,
+                "last4": last4,
+                "exp_month": 12,
+                "exp_year": datetime.fromtimestamp(self.now(), UTC).year + 3,
+                "fingerprint": random_id("", 16),
+                "country": "US",
+                "funding": "credit",
+                "wallet": None,
+                "generated_from": None,
+                "networks": {"available": [brand], "preferred": None},
+            }
+            pm = shaped(
+                "payment_method",
+                id=random_id("pm_"),
+                created=self.now(),
+                customer=None,
+                card=card,
+                type="card",
+                metadata={},
+                billing_details={
+                    "address": {
+                        "city": None,
+                        "country": None,
+                        "line1": None,
+                        "line2": None,
+                        "postal_code": None,
+                        "state": None,
+                    },
+                    "email": None,
+                    "name": None,
+                    "phone": None,
+                    "tax_id": None,
+                },
+                allow_redisplay="unspecified",
+            )
+            self._store(pm)
+            if not chargeable:
+                self.declining_cards.add(pm["id"])
+        else:
+            pm = self.get(token_or_id, "payment_method", param="payment_method", status=404)
+            if pm["customer"] not in (None, customer_id):
+                raise StripeApiError(
+                    "The payment method is attached to another customer.", param="payment_method"
+                )
+        pm["customer"] = customer_id
+        self._record("payment_method.attached", pm)
+        return pm
+
+    def attach_payment_method(self, pm_id: str, params: Params) -> Obj:
+        with self.lock:
+            if not params.get("customer"):
+                raise StripeApiError(
+                    "Missing required param: customer.", code="parameter_missing", param="customer"
+                )
+            return self._attach(pm_id, params["customer"])
+
+    def detach_payment_method(self, pm_id: str) -> Obj:
+        with self.lock:
+            pm = self.get(pm_id, "payment_method", status=404)
+            customer_id = pm["customer"]
+            if customer_id is None:
+                raise StripeApiError("The payment method is not attached to a customer.")
+            previous = {"customer": customer_id}
+            pm["customer"] = None
+            self._record("payment_method.detached", pm, previous)
+            customer = self.objects[customer_id]
+            if customer["invoice_settings"]["default_payment_method"] == pm_id:
+                self.update_customer(
+                    customer_id, {"invoice_settings": {"default_payment_method": ""}}
+                )
+            return pm
+
+    def list_payment_methods(self, params: Params, customer_id: str | None = None) -> Obj:
+        with self.lock:
+            customer_id = customer_id or params.get("customer")
+            if customer_id:
+                self.get(customer_id, "customer", param="customer", status=404)
+            kind = params.get("type")
+            return self.page(
+                "payment_method",
+                params,
+                "/v1/payment_methods",
+                lambda p: (
+                    p["customer"] is not None
+                    and (customer_id is None or p["customer"] == customer_id)
+                    and (kind is None or p["type"] == kind)
+                ),
+            )
+
+    def create_setup_intent(self, params: Params) -> Obj:
+        with self.lock:
+            customer = params.get("customer")
+            if customer:
+                self.get(customer, "customer", param="customer")
+            intent_id = random_id("seti_")
+            automatic = params.get("automatic_payment_methods")
+            intent = shaped(
+                "setup_intent",
+                id=intent_id,
+                client_secret=f"{intent_id}_secret_{random_id('', 25)}",
+                created=self.now(),
+                customer=customer,
+                metadata=merge_metadata({}, params.get("metadata")),
+                usage=params.get("usage", "off_session"),
+                status="requires_payment_method",
+                automatic_payment_methods=(
+                    {
+                        "enabled": as_bool(
+                            automatic.get("enabled", False), "automatic_payment_methods"
+                        )
+                    }
+                    if automatic
+                    else None
+                ),
+                payment_method_types=params.get("payment_method_types", ["card"]),
+                payment_method=None,
+                last_setup_error=None,
+                next_action=None,
+                latest_attempt=None,
+                mandate=None,
+                single_use_mandate=None,
+                payment_method_configuration_details=None,
+                payment_method_options={},
+                cancellation_reason=None,
+                description=params.get("description"),
+                flow_directions=None,
+                on_behalf_of=None,
+                application=None,
+                excluded_payment_method_types=None,
+            )
+            self._store(intent)
+            self._record("setup_intent.created", intent)
+            return intent
+
+    def confirm_setup_intent(self, intent_id: str, params: Params) -> Obj:
+        with self.lock:
+            intent = self.get(intent_id, "setup_intent", status=404)
+            if intent["status"] == "succeeded":
+                raise StripeApiError(
+                    "This SetupIntent has already succeeded.", code="setup_intent_unexpected_state"
+                )
+            token = params.get("payment_method")
+            if not token:
+                raise StripeApiError(
+                    "Missing required param: payment_method.", param="payment_method"
+                )
+            if intent["customer"] is None:
+                raise StripeApiError("This SetupIntent has no customer.", param="customer")
+            before = copy.deepcopy(intent)
+            pm = self._attach(token, intent["customer"])
+            intent.update(status="succeeded", payment_method=pm["id"])
+            self._record("setup_intent.succeeded", intent, diff(before, intent))
+            return intent
+
+    # --- subscriptions and invoices -------------------------------------------------------------
+
+    def _subscriptions_of(self, customer_id: str) -> list[Obj]:
+        return [
+            o
+            for o in self.objects.values()
+            if o.get("object") == "subscription" and o["customer"] == customer_id
+        ]
+
+    def _new_item(self, subscription_id: str, spec: Params, start: int, index: int) -> Obj:
+        param = f"items[{index}][price]"
+        if not spec.get("price"):
+            raise StripeApiError("Missing required param: items[][price].", param=param)
+        price = self.get(spec["price"], "price", param=param)
+        if price["recurring"] is None:
+            raise StripeApiError("The price must be recurring.", param=param)
+        if not price["active"]:
+            raise StripeApiError("The price is not active.", param=param)
+        quantity = as_int(spec.get("quantity", 1), f"items[{index}][quantity]")
+        recurring = price["recurring"]
+        plan_template = example("subscription_item")["plan"]
+        plan = dict.fromkeys(plan_template)
+        plan.update(
+            active=price["active"],
+            amount=price["unit_amount"],
+            amount_decimal=price["unit_amount_decimal"],
+            billing_scheme="per_unit",
+            created=price["created"],
+            currency=price["currency"],
+            id=price["id"],
+            interval=recurring["interval"],
+            interval_count=recurring["interval_count"],
+            livemode=False,
+            metadata=price["metadata"],
+            nickname=price["nickname"],
+            object="plan",
+            product=price["product"],
+            usage_type="licensed",
+        )
+        return shaped(
+            "subscription_item",
+            id=random_id("si_", 14),
+            created=self.now(),
+            price=copy.deepcopy(price),
+            plan=plan,
+            quantity=quantity,
+            subscription=subscription_id,
+            metadata={},
+            discounts=[],
+            tax_rates=[],
+            billing_thresholds=None,
+            current_period_start=start,
+            current_period_end=add_interval(
+                start, recurring["interval"], recurring["interval_count"]
+            ),
+        )
+
+    def _payment_method_for(self, subscription: Obj) -> str | None:
+        if subscription["default_payment_method"]:
+            return str(subscription["default_payment_method"])
+        customer = self.objects[subscription["customer"]]
+        default = customer["invoice_settings"]["default_payment_method"]
+        return str(default) if default else None
+
+    def create_subscription(self, params: Params) -> Obj:
+        with self.lock:
+            customer_id = params.get("customer")
+            if not customer_id:
+                raise StripeApiError(
+                    "Missing required param: customer.", code="parameter_missing", param="customer"
+                )
+            customer = self.get(customer_id, "customer", param="customer")
+            specs = params.get("items") or []
+            if not specs:
+                raise StripeApiError(
+                    "Missing required param: items.", code="parameter_missing", param="items"
+                )
+            now = self.now()
+            trial_days = params.get("trial_period_days")
+            trial_end = (
+                now + 86_400 * as_int(trial_days, "trial_period_days") if trial_days else None
+            )
+            sub_id = random_id("sub_")
+            items = [self._new_item(sub_id, spec, now, i) for i, spec in enumerate(specs)]
+            if trial_end:
+                for item in items:
+                    item["current_period_end"] = trial_end
+            pm_id = params.get("default_payment_method") or None
+            if pm_id:
+                self.get(pm_id, "payment_method", param="default_payment_method")
+            subscription = shaped(
+                "subscription",
+                id=sub_id,
+                created=now,
+                start_date=now,
+                billing_cycle_anchor=trial_end or now,
+                billing_cycle_anchor_config=None,
+                customer=customer_id,
+                currency=items[0]["price"]["currency"],
+                items={
+                    "object": "list",
+                    "data": items,
+                    "has_more": False,
+                    "url": f"/v1/subscription_items?subscription={sub_id}",
+                },
+                status="incomplete",
+                cancel_at=None,
+                cancel_at_period_end=False,
+                canceled_at=None,
+                ended_at=None,
+                cancellation_details={"comment": None, "feedback": None, "reason": None},
+                default_payment_method=pm_id,
+                default_source=None,
+                description=params.get("description"),
+                discounts=[],
+                latest_invoice=None,
+                metadata=merge_metadata({}, params.get("metadata")),
+                next_pending_invoice_item_invoice=None,
+                pending_invoice_item_interval=None,
+                pending_setup_intent=None,
+                pending_update=None,
+                pause_collection=None,
+                schedule=None,
+                test_clock=None,
+                transfer_data=None,
+                billing_thresholds=None,
+                application=None,
+                application_fee_percent=None,
+                days_until_due=None,
+                on_behalf_of=None,
+                trial_start=now if trial_end else None,
+                trial_end=trial_end,
+            )
+            invoice = self._new_subscription_invoice(customer, subscription, "subscription_create")
+            subscription["latest_invoice"] = invoice["id"]
+            if trial_end:
+                subscription["status"] = "trialing"
+            elif invoice["status"] == "paid":
+                subscription["status"] = "active"
+            self._store(subscription)
+            self._record("customer.subscription.created", subscription)
+            self._record_invoice_lifecycle(invoice)
+            return subscription
+
+    def _new_subscription_invoice(self, customer: Obj, subscription: Obj, reason: str) -> Obj:
+        """An invoice for the subscription's current period, charged to its payment method."""
+        now = self.now()
+        in_trial = subscription["trial_end"] is not None and subscription["trial_end"] > now
+        items = subscription["items"]["data"]
+        invoice_id = random_id("in_")
+        lines = []
+        for item in items:
+            amount = 0 if in_trial else item["price"]["unit_amount"] * item["quantity"]
+            line = example("invoice")["lines"]["data"][0]
+            line.update(
+                id=random_id("il_"),
+                invoice=invoice_id,
+                amount=amount,
+                currency=item["price"]["currency"],
+                description=None,
+                discount_amounts=[],
+                discounts=[],
+                metadata={},
+                quantity=item["quantity"],
+                subtotal=amount,
+                period={"start": item["current_period_start"], "end": item["current_period_end"]},
+                subscription=subscription["id"],
+                pretax_credit_amounts=[],
+                taxes=[],
+                parent={
+                    "invoice_item_details": None,
+                    "subscription_item_details": {
+                        "invoice_item": None,
+                        "proration": False,
+                        "proration_details": None,
+                        "subscription": subscription["id"],
+                        "subscription_item": item["id"],
+                    },
+                    "type": "subscription_item_details",
+                },
+                pricing={
+                    "type": "price_details",
+                    "unit_amount_decimal": item["price"]["unit_amount_decimal"],
+                },
+            )
+            lines.append(line)
+        total = sum(line["amount"] for line in lines)
+        pm_id = self._payment_method_for(subscription)
+        paid = total == 0 or (pm_id is not None and pm_id not in self.declining_cards)
+        sequence = self.invoice_counter.get(customer["id"], 0) + 1
+        self.invoice_counter[customer["id"]] = sequence
+        token = random_id("", 32)
+        invoice = shaped(
+            "invoice",
+            id=invoice_id,
+            created=now,
+            effective_at=now,
+            customer=customer["id"],
+            customer_email=customer["email"],
+            customer_name=customer["name"],
+            customer_address=None,
+            customer_phone=None,
+            customer_shipping=None,
+            account_name="Stand-in Inc.",
+            amount_due=total,
+            amount_paid=total if paid else 0,
+            amount_remaining=0 if paid else total,
+            amount_overpaid=0,
+            attempt_count=0 if total == 0 else 1,
+            attempted=total > 0 or paid,
+            auto_advance=not paid,
+            automatically_finalizes_at=None,
+            billing_reason=reason,
+            currency=subscription["currency"],
+            subtotal=total,
+            subtotal_excluding_tax=total,
+            total=total,
+            total_excluding_tax=total,
+            total_discount_amounts=[],
+            total_pretax_credit_amounts=[],
+            total_taxes=[],
+            default_payment_method=None,
+            default_source=None,
+            description=None,
+            discounts=[],
+            due_date=None,
+            ending_balance=0,
+            starting_balance=0,
+            footer=None,
+            from_invoice=None,
+            last_finalization_error=None,
+            latest_revision=None,
+            hosted_invoice_url=f"{self.base_url}/i/{token}",
+            invoice_pdf=f"{self.base_url}/i/{token}/pdf",
+            lines={
+                "object": "list",
+                "data": lines,
+                "has_more": False,
+                "url": f"/v1/invoices/{invoice_id}/lines",
+            },
+            metadata={},
+            next_payment_attempt=None if paid else now + 3 * 86_400,
+            number=f"{customer['invoice_prefix']}-{sequence:04d}",
+            parent={
+                "quote_details": None,
+                "subscription_details": {
+                    "metadata": subscription["metadata"],
+                    "subscription": subscription["id"],
+                },
+                "type": "subscription_details",
+            },
+            period_start=items[0]["current_period_start"],
+            period_end=items[0]["current_period_start"],
+            receipt_number=None,
+            shipping_cost=None,
+            shipping_details=None,
+            statement_descriptor=None,
+            status="paid" if paid else "open",
+            status_transitions={
+                "finalized_at": now,
+                "marked_uncollectible_at": None,
+                "paid_at": now if paid else None,
+                "voided_at": None,
+            },
+            subscription=None,
+            test_clock=None,
+            webhooks_delivered_at=now,
+        )
+        return self._store(invoice)
+
+    def _record_invoice_lifecycle(self, invoice: Obj) -> None:
+        self._record("invoice.created", invoice)
+        self._record("invoice.finalized", invoice)
+        if invoice["status"] == "paid":
+            self._record("invoice.paid", invoice)
+        else:
+            self._record("invoice.payment_failed", invoice)
+
+    def update_subscription(self, sub_id: str, params: Params) -> Obj:
+        with self.lock:
+            sub = self.get(sub_id, "subscription", status=404)
+            before = copy.deepcopy(sub)
+            if sub["status"] in ("canceled", "incomplete_expired") and set(params) - {
+                "cancellation_details",
+                "metadata",
+                "proration_behavior",
+                "expand",
+            }:
+                raise StripeApiError(
+                    "A canceled subscription can only update its cancellation_details and metadata."
+                )
+            if "items" in params:
+                self._update_items(sub, params["items"])
+            if "cancel_at_period_end" in params:
+                ending = as_bool(params["cancel_at_period_end"], "cancel_at_period_end")
+                sub["cancel_at_period_end"] = ending
+                sub["cancel_at"] = (
+                    max(i["current_period_end"] for i in sub["items"]["data"]) if ending else None
+                )
+                sub["canceled_at"] = self.now() if ending else None
+            if "cancel_at" in params:
+                value = params["cancel_at"]
+                sub["cancel_at"] = None if value == "" else as_int(value, "cancel_at")
+                sub["cancel_at_period_end"] = False
+                sub["canceled_at"] = self.now() if sub["cancel_at"] else None
+            if details := params.get("cancellation_details"):
+                for field in ("comment", "feedback"):
+                    if field in details:
+                        sub["cancellation_details"][field] = details[field] or None
+            if "metadata" in params:
+                sub["metadata"] = merge_metadata(sub["metadata"], params["metadata"])
+            if "default_payment_method" in params:
+                pm_id = params["default_payment_method"] or None
+                if pm_id:
+                    self.get(pm_id, "payment_method", param="default_payment_method")
+                sub["default_payment_method"] = pm_id
+            if sub != before:
+                self._record("customer.subscription.updated", sub, diff(before, sub))
+            return sub
+
+    def _update_items(self, sub: Obj, specs: list[Params]) -> None:
+        items: list[Obj] = sub["items"]["data"]
+        now = self.now()
+        for index, spec in enumerate(specs):
+            if spec.get("id"):
+                matches = [i for i in items if i["id"] == spec["id"]]
+                if not matches:
+                    raise missing("subscription_item", spec["id"], f"items[{index}][id]")
+                item = matches[0]
+                if as_bool(spec.get("deleted", False), f"items[{index}][deleted]"):
+                    items.remove(item)
+                    continue
+                if spec.get("price") and spec["price"] != item["price"]["id"]:
+                    replacement = self._new_item(
+                        sub["id"], spec, item["current_period_start"], index
+                    )
+                    if (
+                        replacement["price"]["recurring"]["interval"]
+                        == item["price"]["recurring"]["interval"]
+                    ):
+                        replacement["current_period_end"] = item["current_period_end"]
+                    else:  # an interval change restarts the billing period
+                        replacement = self._new_item(sub["id"], spec, now, index)
+                    replacement["id"] = item["id"]
+                    replacement["quantity"] = as_int(
+                        spec.get("quantity", item["quantity"]), f"items[{index}][quantity]"
+                    )
+                    items[items.index(item)] = replacement
+                elif "quantity" in spec:
+                    item["quantity"] = as_int(spec["quantity"], f"items[{index}][quantity]")
+            else:
+                items.append(self._new_item(sub["id"], spec, now, index))
+        if not items:
+            raise StripeApiError("A subscription needs at least one item.", param="items")
+
+    def cancel_subscription(self, sub_id: str, params: Params) -> Obj:
+        with self.lock:
+            sub = self.get(sub_id, "subscription", status=404)
+            if sub["status"] == "canceled":
+                raise StripeApiError(
+                    "This subscription is already canceled.", status=400, code="resource_missing"
+                )
+            before = copy.deepcopy(sub)
+            now = self.now()
+            sub.update(status="canceled", canceled_at=now, ended_at=now)
+            if details := params.get("cancellation_details"):
+                for field in ("comment", "feedback"):
+                    if field in details:
+                        sub["cancellation_details"][field] = details[field] or None
+            sub["cancellation_details"]["reason"] = "cancellation_requested"
+            self._record("customer.subscription.deleted", sub, diff(before, sub))
+            return sub
+
+    def list_subscriptions(self, params: Params) -> Obj:
+        with self.lock:
+            customer = params.get("customer")
+            status = params.get("status")
+            price = params.get("price")
+
+            def keep(s: Obj) -> bool:
+                if customer is not None and s["customer"] != customer:
+                    return False
+                if price is not None and all(i["price"]["id"] != price for i in s["items"]["data"]):
+                    return False
+                if status is None:  # Stripe's default: everything but canceled
+                    return bool(s["status"] != "canceled")
+                return bool(status == "all" or s["status"] == status)
+
+            return self.page("subscription", params, "/v1/subscriptions", keep)
+
+    def list_invoices(self, params: Params) -> Obj:
+        with self.lock:
+            customer = params.get("customer")
+            subscription = params.get("subscription")
+            status = params.get("status")
+            return self.page(
+                "invoice",
+                params,
+                "/v1/invoices",
+                lambda i: (
+                    (customer is None or i["customer"] == customer)
+                    and (
+                        subscription is None
+                        or i["parent"]["subscription_details"]["subscription"] == subscription
+                    )
+                    and (status is None or i["status"] == status)
+                ),
+            )
+
+    # --- billing portal ----------------------------------------------------------------------
+
+    def _seed_default_configuration(self) -> str:
+        """Like saving the portal settings once in the dashboard: the account default."""
+        config = self._configuration_object(
+            {
+                "features": {
+                    "customer_update": {"enabled": "true", "allowed_updates": ["email", "name"]},
+                    "invoice_history": {"enabled": "true"},
+                    "payment_method_update": {"enabled": "true"},
+                    "subscription_cancel": {"enabled": "true", "mode": "at_period_end"},
+                }
+            },
+            None,
+        )
+        config["is_default"] = True
+        self._store(config)
+        return str(config["id"])
+
+    def _configuration_object(self, params: Params, current: Obj | None) -> Obj:
+        """A validated configuration from ``params`` applied over ``current``."""
+        now = self.now()
+        base = current or shaped(
+            "billing_portal.configuration",
+            id=random_id("bpc_"),
+            created=now,
+            updated=now,
+            application=None,
+            active=True,
+            is_default=False,
+            livemode=False,
+            metadata={},
+            name=None,
+            default_return_url=None,
+            business_profile={
+                "headline": None,
+                "privacy_policy_url": None,
+                "terms_of_service_url": None,
+            },
+            login_page={"enabled": False, "url": None},
+            features={
+                "customer_update": {"allowed_updates": [], "enabled": False},
+                "invoice_history": {"enabled": False},
+                "payment_method_update": {"enabled": False, "payment_method_configuration": None},
+                "subscription_cancel": {
+                    "cancellation_reason": {"enabled": False, "options": []},
+                    "enabled": False,
+                    "mode": "at_period_end",
+                    "proration_behavior": "none",
+                },
+                "subscription_update": {
+                    "default_allowed_updates": [],
+                    "enabled": False,
+                    "proration_behavior": "none",
+                    "schedule_at_period_end": {"conditions": []},
+                    "trial_update_behavior": "end_trial",
+                    "billing_cycle_anchor": None,
+                },
+            },
+        )
+        config = copy.deepcopy(base)
+        products = copy.deepcopy(self.config_products.get(config["id"], []))
+        if "business_profile" in params:
+            profile = params["business_profile"] or {}
+            for field in ("headline", "privacy_policy_url", "terms_of_service_url"):
+                if field in profile:
+                    config["business_profile"][field] = profile[field] or None
+            headline = config["business_profile"]["headline"]
+            if headline is not None and len(headline) > 60:
+                raise StripeApiError(
+                    "Headline must be at most 60 characters.", param="business_profile[headline]"
+                )
+        for field in ("default_return_url", "name"):
+            if field in params:
+                config[field] = params[field] or None
+        if "metadata" in params:
+            config["metadata"] = merge_metadata(config["metadata"], params["metadata"])
+        if "active" in params:
+            active = as_bool(params["active"], "active")
+            if not active and config["is_default"]:
+                raise StripeApiError(
+                    "The default configuration cannot be deactivated.", param="active"
+                )
+            config["active"] = active
+        if "login_page" in params:
+            enabled = as_bool(
+                (params["login_page"] or {}).get("enabled", False), "login_page[enabled]"
+            )
+            url = config["login_page"]["url"] or f"{self.base_url}/p/login/test_{random_id('', 20)}"
+            config["login_page"] = {"enabled": enabled, "url": url if enabled else None}
+        if current is None and "features" not in params:
+            raise StripeApiError(
+                "Missing required param: features.", code="parameter_missing", param="features"
+            )
+        features = params.get("features") or {}
+        products = self._apply_features(config["features"], features, products)
+        config["updated"] = now
+        self.config_products[config["id"]] = products
+        return config
+
+    def _apply_features(self, current: Obj, requested: Params, products: list[Obj]) -> list[Obj]:
+        """Apply requested ``features`` over ``current`` with Stripe's validation rules."""
+        if (section := requested.get("customer_update")) is not None:
+            self._apply_customer_update(current["customer_update"], section)
+        for name in ("invoice_history", "payment_method_update"):
+            if (section := requested.get(name)) is not None and "enabled" in section:
+                current[name]["enabled"] = as_bool(section["enabled"], f"features[{name}][enabled]")
+        if (section := requested.get("subscription_cancel")) is not None:
+            self._apply_subscription_cancel(current["subscription_cancel"], section)
+        if (section := requested.get("subscription_update")) is not None:
+            self._apply_subscription_update(current["subscription_update"], section)
+            if "products" in section:
+                products = self._portal_products(section["products"] or [])
+        update = current["subscription_update"]
+        if update["enabled"]:
+            if not current["payment_method_update"]["enabled"]:
+                raise StripeApiError(
+                    "Subscription updates cannot be enabled while payment method updates "
+                    "are disabled.",
+                    param="features[subscription_update][enabled]",
+                )
+            if not products or not update["default_allowed_updates"]:
+                raise StripeApiError(
+                    "Enabling subscription updates requires products and default_allowed_updates.",
+                    param="features[subscription_update][products]",
+                )
+        return products
+
+    @staticmethod
+    def _apply_customer_update(current: Obj, section: Params) -> None:
+        if "enabled" in section:
+            current["enabled"] = as_bool(section["enabled"], "features[customer_update][enabled]")
+        if "allowed_updates" in section:
+            allowed = section["allowed_updates"] or []
+            if set(allowed) - CUSTOMER_UPDATE_FIELDS:
+                raise StripeApiError(
+                    "Invalid allowed_updates.", param="features[customer_update][allowed_updates]"
+                )
+            current["allowed_updates"] = list(allowed)
+
+    @staticmethod
+    def _apply_subscription_cancel(cancel: Obj, section: Params) -> None:
+        prefix = "features[subscription_cancel]"
+        if "enabled" in section:
+            cancel["enabled"] = as_bool(section["enabled"], f"{prefix}[enabled]")
+        for field in ("mode", "proration_behavior"):
+            if field in section:
+                cancel[field] = section[field]
+        if cancel["mode"] not in ("at_period_end", "immediately"):
+            raise StripeApiError("Invalid mode.", param=f"{prefix}[mode]")
+        if cancel["proration_behavior"] not in ("none", "create_prorations"):
+            raise StripeApiError(
+                "Invalid proration_behavior.", param=f"{prefix}[proration_behavior]"
+            )
+        if cancel["proration_behavior"] == "create_prorations" and cancel["mode"] != "immediately":
+            raise StripeApiError(
+                "Prorations can only be created when canceling immediately.",
+                param=f"{prefix}[proration_behavior]",
+            )
+        if (reason := section.get("cancellation_reason")) is not None:
+            options = reason.get("options") or []
+            if set(options) - CANCELLATION_REASONS:
+                raise StripeApiError(
+                    "Invalid cancellation reason.", param=f"{prefix}[cancellation_reason][options]"
+                )
+            enabled = as_bool(
+                reason.get("enabled", False), f"{prefix}[cancellation_reason][enabled]"
+            )
+            cancel["cancellation_reason"] = {"enabled": enabled, "options": list(options)}
+
+    @staticmethod
+    def _apply_subscription_update(update: Obj, section: Params) -> None:
+        prefix = "features[subscription_update]"
+        if "enabled" in section:
+            update["enabled"] = as_bool(section["enabled"], f"{prefix}[enabled]")
+        if "default_allowed_updates" in section:
+            allowed = section["default_allowed_updates"] or []
+            if set(allowed) - SUBSCRIPTION_UPDATE_FIELDS:
+                raise StripeApiError(
+                    "Invalid default_allowed_updates.", param=f"{prefix}[default_allowed_updates]"
+                )
+            update["default_allowed_updates"] = list(allowed)
+        if "proration_behavior" in section:
+            if section["proration_behavior"] not in ("none", "create_prorations", "always_invoice"):
+                raise StripeApiError(
+                    "Invalid proration_behavior.", param=f"{prefix}[proration_behavior]"
+                )
+            update["proration_behavior"] = section["proration_behavior"]
+
+    def _portal_products(self, specs: list[Params]) -> list[Obj]:
+        if len(specs) > 10:
+            raise StripeApiError(
+                "At most 10 products can be offered.",
+                param="features[subscription_update][products]",
+            )
+        products = []
+        for index, spec in enumerate(specs):
+            param = f"features[subscription_update][products][{index}]"
+            product = self.get(spec.get("product", ""), "product", param=f"{param}[product]")
+            prices = spec.get("prices") or []
+            for price_id in prices:
+                price = self.get(price_id, "price", param=f"{param}[prices]")
+                if price["product"] != product["id"] or price["recurring"] is None:
+                    raise StripeApiError(
+                        f"The price {price_id} is not a recurring price of {product['id']}.",
+                        param=f"{param}[prices]",
+                    )
+            adjustable = spec.get("adjustable_quantity") or {}
+            products.append(
+                {
+                    "product": product["id"],
+                    "prices": list(prices),
+                    "adjustable_quantity": {
+                        "enabled": as_bool(
+                            adjustable.get("enabled", False),
+                            f"{param}[adjustable_quantity][enabled]",
+                        ),
+                        "maximum": as_int(adjustable["maximum"], "maximum")
+                        if adjustable.get("maximum")
+                        else None,
+                        "minimum": as_int(adjustable.get("minimum", 1), "minimum"),
+                    },
+                }
+            )
+        return products
+
+    def create_configuration(self, params: Params) -> Obj:
+        with self.lock:
+            config = self._store(self._configuration_object(params, None))
+            self._record("billing_portal.configuration.created", config)
+            return config
+
+    def update_configuration(self, config_id: str, params: Params) -> Obj:
+        with self.lock:
+            current = self.get(config_id, "billing_portal.configuration", status=404)
+            config = self._configuration_object(params, current)
+            previous = diff(current, config)
+            self.objects[config_id] = config
+            self._record("billing_portal.configuration.updated", config, previous)
+            return config
+
+    def list_configurations(self, params: Params) -> Obj:
+        with self.lock:
+            active = params.get("active")
+            is_default = params.get("is_default")
+            return self.page(
+                "billing_portal.configuration",
+                params,
+                "/v1/billing_portal/configurations",
+                lambda c: (
+                    (active is None or c["active"] == as_bool(active, "active"))
+                    and (is_default is None or c["is_default"] == as_bool(is_default, "is_default"))
+                ),
+            )
+
+    def create_portal_session(self, params: Params) -> Obj:
+        with self.lock:
+            customer_id = params.get("customer")
+            if not customer_id:
+                raise StripeApiError(
+                    "Missing required param: customer.", code="parameter_missing", param="customer"
+                )
+            self.get(customer_id, "customer", param="customer")
+            config_id = params.get("configuration") or self.default_configuration_id
+            config = self.get(config_id, "billing_portal.configuration", param="configuration")
+            if not config["active"]:
+                raise StripeApiError("The configuration is not active.", param="configuration")
+            return_url = params.get("return_url") or config["default_return_url"]
+            flow = self._session_flow(params.get("flow_data"), customer_id, config)
+            now = self.now()
+            token = f"test_{random_id('', 40)}"
+            session = shaped(
+                "billing_portal.session",
+                id=random_id("bps_"),
+                created=now,
+                customer=customer_id,
+                customer_account=None,
+                configuration=config_id,
+                flow=flow,
+                livemode=False,
+                locale=params.get("locale"),
+                on_behalf_of=params.get("on_behalf_of"),
+                return_url=return_url,
+                url=f"{self.base_url}/p/session/{token}",
+            )
+            self._store(session)
+            self.sessions[token] = {
+                "session": session["id"],
+                "expires_at": now + SESSION_URL_SECONDS,
+            }
+            self._record("billing_portal.session.created", session)
+            return session
+
+    def _session_flow(self, flow_data: Params | None, customer_id: str, config: Obj) -> Obj | None:
+        if not flow_data:
+            return None
+        kind = flow_data.get("type")
+        features = config["features"]
+        flow: Obj = dict.fromkeys(example("billing_portal.session")["flow"])
+        flow["type"] = kind
+
+        def subscription_of(section: str) -> Obj:
+            sub_id = (flow_data.get(section) or {}).get("subscription")
+            param = f"flow_data[{section}][subscription]"
+            if not sub_id:
+                raise StripeApiError(
+                    f"Missing required param: {param}.", code="parameter_missing", param=param
+                )
+            sub = self.get(sub_id, "subscription", param=param)
+            if sub["customer"] != customer_id:
+                raise StripeApiError(
+                    "The subscription does not belong to this customer.", param=param
+                )
+            if sub["status"] not in MANAGEABLE_STATUSES:
+                raise StripeApiError(f"The subscription is {sub['status']}.", param=param)
+            return sub
+
+        def require(feature: str) -> None:
+            if not features[feature]["enabled"]:
+                raise StripeApiError(
+                    f"The {feature} feature is disabled in this portal configuration.",
+                    param="flow_data[type]",
+                )
+
+        match kind:
+            case "payment_method_update":
+                require("payment_method_update")
+            case "subscription_cancel":
+                require("subscription_cancel")
+                sub = subscription_of("subscription_cancel")
+                if sub["cancel_at_period_end"] or sub["cancel_at"]:
+                    raise StripeApiError(
+                        "The subscription is already set to be canceled.",
+                        param="flow_data[subscription_cancel][subscription]",
+                    )
+                flow["subscription_cancel"] = {"retention": None, "subscription": sub["id"]}
+            case "subscription_update":
+                require("subscription_update")
+                sub = subscription_of("subscription_update")
+                flow["subscription_update"] = {"subscription": sub["id"]}
+            case "subscription_update_confirm":
+                require("subscription_update")
+                sub = subscription_of("subscription_update_confirm")
+                flow["subscription_update_confirm"] = {
+                    "discounts": [],
+                    "items": self._confirm_items(
+                        flow_data["subscription_update_confirm"], sub, config
+                    ),
+                    "subscription": sub["id"],
+                }
+            case _:
+                raise StripeApiError(f"Invalid flow_data[type]: {kind}", param="flow_data[type]")
+        flow["after_completion"] = self._after_completion(flow_data.get("after_completion"))
+        return flow
+
+    def _confirm_items(self, section: Params, sub: Obj, config: Obj) -> list[Obj]:
+        param = "flow_data[subscription_update_confirm][items]"
+        specs = section.get("items") or []
+        if len(specs) != 1:
+            raise StripeApiError("Exactly one item must be given.", param=param)
+        spec = specs[0]
+        item_ids = {i["id"] for i in sub["items"]["data"]}
+        if spec.get("id") not in item_ids:
+            raise StripeApiError(
+                "The item does not belong to the subscription.", param=f"{param}[0][id]"
+            )
+        offered = {
+            p for product in self.config_products.get(config["id"], []) for p in product["prices"]
+        }
+        if spec.get("price") and spec["price"] not in offered:
+            raise StripeApiError(
+                "The price is not offered by this portal configuration.", param=f"{param}[0][price]"
+            )
+        item: Obj = {"id": spec["id"], "price": spec.get("price")}
+        if "quantity" in spec:
+            item["quantity"] = as_int(spec["quantity"], f"{param}[0][quantity]")
+            if item["quantity"] < 1:
+                raise StripeApiError("Quantity must be at least 1.", param=f"{param}[0][quantity]")
+        return [item]
+
+    @staticmethod
+    def _after_completion(spec: Params | None) -> Obj:
+        spec = spec or {"type": "portal_homepage"}
+        kind = spec.get("type")
+        after: Obj = {"hosted_confirmation": None, "redirect": None, "type": kind}
+        if kind == "redirect":
+            url = (spec.get("redirect") or {}).get("return_url")
+            if not url:
+                raise StripeApiError(
+                    "Missing required param: flow_data[after_completion][redirect][return_url].",
+                    code="parameter_missing",
+                    param="flow_data[after_completion][redirect][return_url]",
+                )
+            after["redirect"] = {"return_url": url}
+        elif kind == "hosted_confirmation":
+            message = (spec.get("hosted_confirmation") or {}).get("custom_message")
+            after["hosted_confirmation"] = {"custom_message": message}
+        elif kind != "portal_homepage":
+            raise StripeApiError(
+                f"Invalid flow_data[after_completion][type]: {kind}",
+                param="flow_data[after_completion][type]",
+            )
+        return after
+
+    def session_for_token(self, token: str) -> Obj | None:
+        """The portal session behind a URL token, while the URL is valid."""
+        with self.lock:
+            entry = self.sessions.get(token)
+            if entry is None or entry["expires_at"] < self.now():
+                return None
+            return self.objects[entry["session"]]
