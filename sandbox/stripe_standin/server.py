@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from sandbox.stripe_standin.forms import decode
@@ -217,7 +217,7 @@ class StandInApp:
                     f"Unrecognized request URL ({request.method}: {request.path}).", status=404
                 )
             )
-        expand = params.pop("expand", [])
+        expand = params.get("expand", [])
         try:
             result = self._call(str(endpoint), args, params)
         except StripeApiError as error:
@@ -295,6 +295,11 @@ def _error(error: StripeApiError) -> Response:
     return Response(json.dumps(error.body()), status=error.status, mimetype="application/json")
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Requests are in ``/_standin/requests``; keep the console for the developer."""
+
+
 class StripeStandIn:
     """The stand-in served on loopback from a background thread.
 
@@ -308,7 +313,9 @@ class StripeStandIn:
         self.state = StripeState()
         self.app = StandInApp(self.state, api_key)
         self.api_key = api_key
-        self._server = make_server(host, port, self.app, threaded=True)
+        self._server = make_server(
+            host, port, self.app, threaded=True, request_handler=_QuietHandler
+        )
         self.url = f"http://{host}:{self._server.server_port}"
         self.state.base_url = self.url
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

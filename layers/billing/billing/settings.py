@@ -13,6 +13,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from billing.errors import ReturnUrlNotAllowed
 from billing.return_urls import ReturnUrlPolicy
 
 
@@ -67,7 +68,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _default_return_url_is_allowed(self) -> Settings:
         # Fails at cold start rather than on the first request without a return_url.
-        self.return_url_policy.check(self.default_return_url)
+        try:
+            self.return_url_policy.check(self.default_return_url)
+        except ReturnUrlNotAllowed as error:
+            raise ValueError(f"DEFAULT_RETURN_URL: {error.message}") from None
         return self
 
     @cached_property

@@ -1,0 +1,83 @@
+"""Shared fixtures: moto for AWS, the local Stripe stand-in over HTTP, a configured environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
+
+from billing.settings import get_settings
+from billing.store import store_for_table
+from billing.stripe_client import reset_stripe_client
+from sandbox.stripe_standin.server import StripeStandIn
+from tests.support.aws import create_billing_table
+
+TABLE = "billing-test"
+SECRET_NAME = "billing-portal/stripe-secret-key"
+
+
+@pytest.fixture(scope="session")
+def standin() -> Iterator[StripeStandIn]:
+    server = StripeStandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stripe_account(standin: StripeStandIn) -> Iterator[StripeStandIn]:
+    """The stand-in, emptied before the test."""
+    requests.post(f"{standin.url}/_standin/reset", timeout=5).raise_for_status()
+    yield standin
+    requests.delete(f"{standin.url}/_standin/faults", timeout=5)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def deployment(
+    aws: None, stripe_account: StripeStandIn, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, Any]]:
+    """A deployed stack in miniature: table, secret, environment, stand-in."""
+    create_billing_table(TABLE)
+    boto3.client("secretsmanager").create_secret(
+        Name=SECRET_NAME, SecretString=stripe_account.api_key
+    )
+    env = {
+        "TABLE_NAME": TABLE,
+        "STRIPE_SECRET_NAME": SECRET_NAME,
+        "STRIPE_API_BASE": stripe_account.url,
+        "STRIPE_READ_TIMEOUT_SECONDS": "2",
+        "ALLOWED_ORIGINS": "https://app.example.com,http://localhost:5173",
+        "DEFAULT_RETURN_URL": "https://app.example.com/account",
+        "POWERTOOLS_SERVICE_NAME": "billing-portal-test",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PORTAL_CONFIGURATION_ID", raising=False)
+    forget_cached_clients()
+    yield env
+    forget_cached_clients()
+
+
+def forget_cached_clients() -> None:
+    """Drop what a warm container caches, so the next call reads the environment again."""
+    get_settings.cache_clear()
+    store_for_table.cache_clear()
+    reset_stripe_client()
+    parameters.clear_caches()
