@@ -228,7 +228,9 @@ class StandInApp:
         state = self.state
         if endpoint.startswith("retrieve:"):
             with state.lock:
-                return state.get(args["id"], endpoint.removeprefix("retrieve:"), status=404)
+                return state.get(
+                    args["id"], endpoint.removeprefix("retrieve:"), param="id", status=404
+                )
         if endpoint == "customer_payment_methods":
             return state.list_payment_methods(params, customer_id=args["id"])
         if endpoint in ("detach_payment_method", "delete_customer"):

@@ -1,0 +1,72 @@
+# Every target bootstraps the virtualenv it needs (Python 3.13, as on Lambda).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/billing/requirements.txt | sha256sum | cut -c1-12)
+# python3.13 from PATH, or pyenv's 3.13 when the shim needs PYENV_VERSION.
+PYTHON313 ?= $(shell for py in "python3.13" "env PYENV_VERSION=3.13.0 python3.13"; do \
+	$$py -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null && break; done)
+ENV ?= default
+
+export SAM_CLI_TELEMETRY := 0
+export PYTHONPATH := $(CURDIR)/layers/billing:$(CURDIR)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help venv dev test lint format typecheck unit build bench deploy openapi clean
+
+help:
+	@echo "make dev      run the whole product offline (arrives with issue 5)"
+	@echo "make test     lint, type-check, cfn-lint and all tests"
+	@echo "make lint     ruff, mypy --strict, cfn-lint only"
+	@echo "make build    sam build (no Docker needed)"
+	@echo "make deploy   sam build && sam deploy (ENV=prod for the prod config)"
+	@echo "make openapi  regenerate docs/openapi.json from the resolvers"
+
+$(STAMP): requirements-dev.txt layers/billing/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 is required (python3.13 on PATH, or pyenv with 3.13.0)" >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+lint: venv
+	ruff check .
+	ruff format --check .
+	mypy
+	cfn-lint template.yaml
+
+format: venv
+	ruff format .
+	ruff check --fix .
+
+unit: venv
+	pytest tests/unit -q
+
+test: lint
+	pytest -q
+
+build: venv
+	sam build
+
+deploy: build
+	sam deploy --config-env $(ENV)
+
+openapi: venv
+	python -m tools.openapi
+
+dev: venv
+	@echo "make dev arrives with issue 5: it will start the local Stripe stand-in, moto," >&2
+	@echo "the handlers behind a local API gateway on :3000 and a demo billing page." >&2
+	@echo "Today: python -m sandbox.stripe_standin runs the Stripe stand-in alone." >&2
+	@exit 2
+
+bench: venv
+	@echo "make bench arrives with issue 6 (cold starts, requests per operation, throughput)." >&2
+	@exit 2
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

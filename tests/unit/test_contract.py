@@ -1,0 +1,72 @@
+"""The deployment contract: pinned Stripe API version, routes, OpenAPI document, template."""
+
+from __future__ import annotations
+
+import json
+
+import stripe
+
+from billing.stripe_client import STRIPE_API_VERSION
+from tests.support.aws import template
+from tools.openapi import OPENAPI_FILE, openapi_document
+
+
+def test_the_pinned_api_version_is_the_one_the_sdk_was_generated_for() -> None:
+    assert STRIPE_API_VERSION == stripe.api_version
+
+
+def test_docs_openapi_is_current() -> None:
+    assert OPENAPI_FILE.read_text() == openapi_document(), "run `make openapi`"
+
+
+def test_template_routes_are_exactly_the_documented_operations() -> None:
+    documented = {
+        (method.upper(), path)
+        for path, operations in json.loads(openapi_document())["paths"].items()
+        for method in operations
+    }
+    declared = {
+        (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+        for resource in template()["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for event in resource["Properties"].get("Events", {}).values()
+        if event["Type"] == "HttpApi"
+    }
+    assert declared == documented
+
+
+def test_openapi_describes_the_flows_and_the_error_body() -> None:
+    schema = json.loads(openapi_document())
+    request = schema["components"]["schemas"]["PortalSessionRequest"]["properties"]
+    assert set(request) == {"flow", "plan", "quantity", "return_url", "locale", "after_completion"}
+    flows = schema["components"]["schemas"]["FlowKind"]["enum"]
+    assert flows == [
+        "payment_method_update",
+        "subscription_cancel",
+        "subscription_update",
+        "subscription_update_confirm",
+    ]
+    responses = schema["paths"]["/portal-sessions"]["post"]["responses"]
+    assert set(responses) == {"200", "400", "401", "409", "422", "502", "503"}
+
+
+def test_table_is_on_demand_encrypted_recoverable_with_ttl() -> None:
+    table = template()["Resources"]["BillingTable"]
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["DeletionPolicy"] == "Retain"
+
+
+def test_functions_are_python313_on_arm64_with_the_layer() -> None:
+    resources = template()["Resources"]
+    function_globals = template()["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    layer = resources["BillingLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    for resource in resources.values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            assert {"Ref": "BillingLayer"} in resource["Properties"]["Layers"]
