@@ -9,6 +9,8 @@ import json
 import sys
 from pathlib import Path
 
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+
 from functions.portal_session.app import app as portal_session_app
 
 OPENAPI_FILE = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
@@ -24,7 +26,7 @@ def openapi_document() -> str:
             version=VERSION,
             description="Billing-portal sessions for the signed-in user. "
             "Every route needs `Authorization: Bearer <JWT>` from the configured issuer.",
-            security_schemes={"jwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            security_schemes={"jwt": HTTPBearer(bearerFormat="JWT")},
             security=[{"jwt": []}],
         )
     )

@@ -169,8 +169,10 @@ def test_portal_configuration_refuses_more_than_ten_products_and_long_headlines(
 ) -> None:
     account = seed_account(stripe_account)
     client = account.client
-    products = [{"product": client.v1.products.create(params={"name": f"P{i}"}).id, "prices": []}
-                for i in range(11)]  # fmt: skip
+    products: list[Any] = [
+        {"product": client.v1.products.create(params={"name": f"P{i}"}).id, "prices": []}
+        for i in range(11)
+    ]
     with pytest.raises(stripe.InvalidRequestError) as raised:
         client.v1.billing_portal.configurations.create(
             params={

@@ -12,7 +12,7 @@ from tools.openapi import OPENAPI_FILE, openapi_document
 
 
 def test_the_pinned_api_version_is_the_one_the_sdk_was_generated_for() -> None:
-    assert STRIPE_API_VERSION == stripe.api_version
+    assert stripe.api_version == STRIPE_API_VERSION
 
 
 def test_docs_openapi_is_current() -> None:
