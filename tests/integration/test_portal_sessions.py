@@ -404,3 +404,11 @@ def test_concurrent_first_requests_end_with_exactly_one_customer(account: Accoun
         c["object"] for c in account.changes() if c["type"] == "billing_portal.session.created"
     ]
     assert {s["customer"] for s in sessions} == {customers[0].id}
+
+
+def test_a_storage_failure_is_503_with_a_retry_hint(account: Account) -> None:
+    boto3.client("dynamodb").delete_table(TableName=TABLE)
+    result = post({})
+    assert_error(result, 503, "storage_unavailable")
+    assert result.headers["retry-after"] == "5"
+    assert stripe_writes(account) == []
