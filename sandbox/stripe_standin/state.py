@@ -86,6 +86,12 @@ def missing(
     )
 
 
+def missing_param(param: str) -> StripeApiError:
+    return StripeApiError(
+        f"Missing required param: {param}.", code="parameter_missing", param=param
+    )
+
+
 def random_id(prefix: str, length: int = 24) -> str:
     alphabet = string.ascii_letters + string.digits
     return prefix + "".join(random.choices(alphabet, k=length))
@@ -321,9 +327,7 @@ class StripeState:
     def create_product(self, params: Params) -> Obj:
         with self.lock:
             if not params.get("name"):
-                raise StripeApiError(
-                    "Missing required param: name.", code="parameter_missing", param="name"
-                )
+                raise missing_param("name")
             now = self.now()
             product = shaped(
                 "product",
@@ -403,13 +407,9 @@ class StripeState:
             elif params.get("product"):
                 product_id = self.get(params["product"], "product", param="product")["id"]
             else:
-                raise StripeApiError(
-                    "Missing required param: product.", code="parameter_missing", param="product"
-                )
+                raise missing_param("product")
             if not params.get("currency"):
-                raise StripeApiError(
-                    "Missing required param: currency.", code="parameter_missing", param="currency"
-                )
+                raise missing_param("currency")
             recurring = None
             if r := params.get("recurring"):
                 if r.get("interval") not in ("day", "week", "month", "year"):
@@ -552,9 +552,7 @@ class StripeState:
     def attach_payment_method(self, pm_id: str, params: Params) -> Obj:
         with self.lock:
             if not params.get("customer"):
-                raise StripeApiError(
-                    "Missing required param: customer.", code="parameter_missing", param="customer"
-                )
+                raise missing_param("customer")
             return self._attach(pm_id, params["customer"])
 
     def detach_payment_method(self, pm_id: str) -> Obj:
@@ -644,9 +642,7 @@ class StripeState:
                 )
             token = params.get("payment_method")
             if not token:
-                raise StripeApiError(
-                    "Missing required param: payment_method.", param="payment_method"
-                )
+                raise missing_param("payment_method")
             if intent["customer"] is None:
                 raise StripeApiError("This SetupIntent has no customer.", param="customer")
             before = copy.deepcopy(intent)
@@ -667,7 +663,7 @@ class StripeState:
     def _new_item(self, subscription_id: str, spec: Params, start: int, index: int) -> Obj:
         param = f"items[{index}][price]"
         if not spec.get("price"):
-            raise StripeApiError("Missing required param: items[][price].", param=param)
+            raise missing_param(param)
         price = self.get(spec["price"], "price", param=param)
         if price["recurring"] is None:
             raise StripeApiError("The price must be recurring.", param=param)
@@ -723,15 +719,11 @@ class StripeState:
         with self.lock:
             customer_id = params.get("customer")
             if not customer_id:
-                raise StripeApiError(
-                    "Missing required param: customer.", code="parameter_missing", param="customer"
-                )
+                raise missing_param("customer")
             customer = self.get(customer_id, "customer", param="customer")
             specs = params.get("items") or []
             if not specs:
-                raise StripeApiError(
-                    "Missing required param: items.", code="parameter_missing", param="items"
-                )
+                raise missing_param("items")
             now = self.now()
             trial_days = params.get("trial_period_days")
             trial_end = (
@@ -960,10 +952,7 @@ class StripeState:
                 sub["cancel_at"] = None if value == "" else as_int(value, "cancel_at")
                 sub["cancel_at_period_end"] = False
                 sub["canceled_at"] = self.now() if sub["cancel_at"] else None
-            if details := params.get("cancellation_details"):
-                for field in ("comment", "feedback"):
-                    if field in details:
-                        sub["cancellation_details"][field] = details[field] or None
+            self._apply_cancellation_details(sub, params)
             if "metadata" in params:
                 sub["metadata"] = merge_metadata(sub["metadata"], params["metadata"])
             if "default_payment_method" in params:
@@ -1010,6 +999,12 @@ class StripeState:
         if not items:
             raise StripeApiError("A subscription needs at least one item.", param="items")
 
+    @staticmethod
+    def _apply_cancellation_details(sub: Obj, params: Params) -> None:
+        for field in ("comment", "feedback"):
+            if field in (params.get("cancellation_details") or {}):
+                sub["cancellation_details"][field] = params["cancellation_details"][field] or None
+
     def cancel_subscription(self, sub_id: str, params: Params) -> Obj:
         with self.lock:
             sub = self.get(sub_id, "subscription", status=404)
@@ -1020,10 +1015,7 @@ class StripeState:
             before = copy.deepcopy(sub)
             now = self.now()
             sub.update(status="canceled", canceled_at=now, ended_at=now)
-            if details := params.get("cancellation_details"):
-                for field in ("comment", "feedback"):
-                    if field in details:
-                        sub["cancellation_details"][field] = details[field] or None
+            self._apply_cancellation_details(sub, params)
             sub["cancellation_details"]["reason"] = "cancellation_requested"
             self._record("customer.subscription.deleted", sub, diff(before, sub))
             return sub
@@ -1155,9 +1147,7 @@ class StripeState:
             url = config["login_page"]["url"] or f"{self.base_url}/p/login/test_{random_id('', 20)}"
             config["login_page"] = {"enabled": enabled, "url": url if enabled else None}
         if current is None and "features" not in params:
-            raise StripeApiError(
-                "Missing required param: features.", code="parameter_missing", param="features"
-            )
+            raise missing_param("features")
         features = params.get("features") or {}
         products = self._apply_features(config["features"], features, products)
         config["updated"] = now
@@ -1323,9 +1313,7 @@ class StripeState:
         with self.lock:
             customer_id = params.get("customer")
             if not customer_id:
-                raise StripeApiError(
-                    "Missing required param: customer.", code="parameter_missing", param="customer"
-                )
+                raise missing_param("customer")
             self.get(customer_id, "customer", param="customer")
             config_id = params.get("configuration") or self.default_configuration_id
             config = self.get(config_id, "billing_portal.configuration", param="configuration")
@@ -1369,9 +1357,7 @@ class StripeState:
             sub_id = (flow_data.get(section) or {}).get("subscription")
             param = f"flow_data[{section}][subscription]"
             if not sub_id:
-                raise StripeApiError(
-                    f"Missing required param: {param}.", code="parameter_missing", param=param
-                )
+                raise missing_param(param)
             sub = self.get(sub_id, "subscription", param=param)
             if sub["customer"] != customer_id:
                 raise StripeApiError(
@@ -1452,11 +1438,7 @@ class StripeState:
         if kind == "redirect":
             url = (spec.get("redirect") or {}).get("return_url")
             if not url:
-                raise StripeApiError(
-                    "Missing required param: flow_data[after_completion][redirect][return_url].",
-                    code="parameter_missing",
-                    param="flow_data[after_completion][redirect][return_url]",
-                )
+                raise missing_param("flow_data[after_completion][redirect][return_url]")
             after["redirect"] = {"return_url": url}
         elif kind == "hosted_confirmation":
             message = (spec.get("hosted_confirmation") or {}).get("custom_message")

@@ -117,7 +117,6 @@ class BillingStore:
                     raise Conflict("This billing account belongs to another user.") from None
                 # TransactionConflict with a concurrent link that did not commit: try again.
                 time.sleep(0.05 * (attempt + 1))
-                continue
             return customer_id
         raise Conflict("The billing account is being set up by another request; retry.")
 

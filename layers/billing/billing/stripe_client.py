@@ -95,12 +95,11 @@ def stripe_errors(operation: str) -> Iterator[None]:
         _log(operation, error, transient=True)
         raise StripeUnavailable("Stripe is unavailable right now; retry shortly.") from None
     except stripe.InvalidRequestError as error:
+        _log(operation, error, transient=False)
         if (error.param or "").startswith("flow_data"):
-            _log(operation, error, transient=False)
             raise FlowRejected(
                 "The billing portal does not offer this change for your subscription."
             ) from None
-        _log(operation, error, transient=False)
         raise StripeFailed("Stripe rejected the request; the team has been notified.") from None
     except stripe.StripeError as error:
         _log(operation, error, transient=False)
