@@ -11,8 +11,8 @@ import requests
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from billing.settings import get_settings
-from billing.store import store_for_table
+from billing.projection_store import projection_store_for_table
+from billing.settings import get_settings, get_snapshot_settings, get_webhook_settings
 from billing.stripe_client import reset_stripe_client
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.support.aws import create_billing_table
@@ -78,6 +78,8 @@ def deployment(
 def forget_cached_clients() -> None:
     """Drop what a warm container caches, so the next call reads the environment again."""
     get_settings.cache_clear()
-    store_for_table.cache_clear()
+    get_webhook_settings.cache_clear()
+    get_snapshot_settings.cache_clear()
+    projection_store_for_table.cache_clear()
     reset_stripe_client()
     parameters.clear_caches()

@@ -11,34 +11,34 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import BotoCoreError, ClientError
 
-from billing.errors import BillingError, MalformedBody
+from billing.errors import MalformedBody
+from billing.http import error_doc, error_response, install_error_handlers
 from billing.identity import user_from_claims
 from billing.models import (
-    ErrorResponse,
     PortalSessionRequest,
     PortalSessionResponse,
     SetupIntentResponse,
 )
-from billing.portal import PortalService, stripe_subscription_lookup
+from billing.portal import (
+    PortalService,
+    projected_subscription_lookup,
+    stripe_subscription_lookup,
+)
+from billing.projection_store import projection_store_for_table
 from billing.settings import get_settings
-from billing.store import store_for_table
 from billing.stripe_client import get_stripe_client
 
 logger = Logger()
 app = APIGatewayHttpResolver(enable_validation=True)
-
-
-def _error_doc(description: str) -> OpenAPIResponse:
-    return {"description": description, "content": {"application/json": {"model": ErrorResponse}}}
+install_error_handlers(app)
 
 
 _COMMON_ERRORS: dict[int, OpenAPIResponse] = {
-    401: _error_doc("No signed-in user"),
-    422: _error_doc("Invalid request"),
-    502: _error_doc("Stripe failed; retry after Retry-After seconds"),
-    503: _error_doc("Stripe or storage unavailable; retry after Retry-After seconds"),
+    401: error_doc("No signed-in user"),
+    422: error_doc("Invalid request"),
+    502: error_doc("Stripe failed; retry after Retry-After seconds"),
+    503: error_doc("Stripe or storage unavailable; retry after Retry-After seconds"),
 }
 
 
@@ -46,11 +46,14 @@ def service() -> PortalService:
     """The service with this container's settings, store and Stripe client."""
     settings = get_settings()
     client = get_stripe_client(settings)
+    store = projection_store_for_table(settings.table_name)
     return PortalService(
         settings=settings,
-        store=store_for_table(settings.table_name),
+        store=store,
         stripe=client,
-        current_subscription=stripe_subscription_lookup(client),
+        current_subscription=projected_subscription_lookup(
+            store, fallback=stripe_subscription_lookup(client)
+        ),
     )
 
 
@@ -59,8 +62,8 @@ def service() -> PortalService:
     summary="Open the Stripe billing portal for the signed-in user",
     responses={
         200: {"description": "Portal session created"},
-        400: _error_doc("Body is not JSON"),
-        409: _error_doc("The flow does not fit the user's subscription"),
+        400: error_doc("Body is not JSON"),
+        409: error_doc("The flow does not fit the user's subscription"),
         **_COMMON_ERRORS,
     },
 )
@@ -82,27 +85,6 @@ def post_setup_intent() -> SetupIntentResponse:
     return SetupIntentResponse(client_secret=service().create_setup_intent(user))
 
 
-def error_response(
-    status: int, code: str, message: str, retry_after: int | None = None
-) -> Response[Any]:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-    return Response(
-        status_code=status,
-        content_type="application/json",
-        body=ErrorResponse.model_validate(
-            {"error": {"code": code, "message": message}}
-        ).model_dump_json(),
-        headers=headers,
-    )
-
-
-@app.exception_handler(BillingError)
-def handle_billing_error(error: BillingError) -> Response[Any]:
-    return error_response(
-        error.status, error.code, error.message, getattr(error, "retry_after_seconds", None)
-    )
-
-
 @app.exception_handler(RequestValidationError)
 def handle_invalid_request(error: RequestValidationError) -> Response[Any]:
     problems = error.errors()
@@ -122,12 +104,6 @@ def describe_validation_errors(problems: Any) -> str:
         message = str(problem.get("msg", "invalid value")).removeprefix("Value error, ")
         lines.append(f"{location}: {message}" if location else message)
     return "; ".join(lines) or "The request is invalid."
-
-
-@app.exception_handler([ClientError, BotoCoreError])
-def handle_storage_error(error: Exception) -> Response[Any]:
-    logger.exception("DynamoDB request failed")
-    return error_response(503, "storage_unavailable", "Storage is unavailable; retry shortly.", 5)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

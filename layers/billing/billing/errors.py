@@ -83,3 +83,23 @@ class StripeFailed(BillingError):
     status = 502
     code = "stripe_error"
     retry_after_seconds: ClassVar[int] = 30
+
+
+class InvalidSignature(BillingError):
+    """A webhook whose ``Stripe-Signature`` is missing, wrong or too old."""
+
+    status = 400
+    code = "invalid_signature"
+
+
+class InvalidCursor(BillingError):
+    status = 400
+    code = "invalid_cursor"
+
+
+class StorageBusy(BillingError):
+    """DynamoDB kept refusing a write (contention or throttling): safe to retry."""
+
+    status = 503
+    code = "storage_unavailable"
+    retry_after_seconds: ClassVar[int] = 2

@@ -23,7 +23,9 @@ from billing.models import (
     PlanChange,
     PortalSessionRequest,
 )
+from billing.projection_store import ProjectionStore
 from billing.settings import Settings
+from billing.snapshot import CustomerState
 from billing.store import BillingStore
 from billing.stripe_client import idempotency_key, stripe_errors
 from billing.subscriptions import pick_current_subscription, subscription_from_stripe
@@ -36,7 +38,8 @@ if TYPE_CHECKING:
 # webhooks keep cached prices current in between.
 CATALOG_MISS_TTL_SECONDS = 24 * 3600
 
-SubscriptionLookup = Callable[[str], CurrentSubscription | None]
+# (user id, customer id) -> the subscription the portal flows act on.
+SubscriptionLookup = Callable[[str, str], CurrentSubscription | None]
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,6 @@ class PortalService:
     settings: Settings
     store: BillingStore
     stripe: stripe.StripeClient
-    # customer id -> the subscription the portal flows act on. The Stripe-backed
-    # lookup below stands in until the webhook projection stores subscriptions.
     current_subscription: SubscriptionLookup
 
     def create_portal_session(self, user: User, request: PortalSessionRequest) -> str:
@@ -65,7 +66,7 @@ class PortalService:
             customer_id = self.store.customer_for_user(user.id)
             if customer_id is None:
                 raise NoSubscription(f"The {request.flow.value} flow needs a subscription.")
-            subscription = self.current_subscription(customer_id)
+            subscription = self.current_subscription(user.id, customer_id)
         else:
             customer_id = self.ensure_customer(user)
             subscription = None
@@ -162,15 +163,28 @@ def catalog_price_from_stripe(price: stripe.Price) -> CatalogPrice:
 
 
 def stripe_subscription_lookup(client: stripe.StripeClient) -> SubscriptionLookup:
-    """Current subscription read live from Stripe (one list call).
+    """Current subscription read live from Stripe (one list call)."""
 
-    Stand-in for the stored projection of the next issue; swapping it is the
-    only change the session function needs.
-    """
-
-    def lookup(customer_id: str) -> CurrentSubscription | None:
+    def lookup(_user_id: str, customer_id: str) -> CurrentSubscription | None:
         with stripe_errors("subscriptions.list"):
             page = client.v1.subscriptions.list(params={"customer": customer_id, "limit": 100})
         return pick_current_subscription(subscription_from_stripe(s.to_dict()) for s in page.data)
+
+    return lookup
+
+
+def projected_subscription_lookup(
+    store: ProjectionStore, fallback: SubscriptionLookup
+) -> SubscriptionLookup:
+    """Current subscription from the webhook projection (one DynamoDB read, no Stripe call).
+
+    When the projection shows no current subscription, ``fallback`` (Stripe)
+    is asked before answering 409: the webhook of a subscription created
+    seconds ago may still be on its way.
+    """
+
+    def lookup(user_id: str, customer_id: str) -> CurrentSubscription | None:
+        state = CustomerState(store.snapshot_records(user_id), customer_id)
+        return state.current() or fallback(user_id, customer_id)
 
     return lookup

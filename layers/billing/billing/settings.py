@@ -17,12 +17,25 @@ from billing.errors import ReturnUrlNotAllowed
 from billing.return_urls import ReturnUrlPolicy
 
 
-class Settings(BaseSettings):
-    """What a function needs to know about its deployment."""
+class TableSettings(BaseSettings):
+    """What every function needs: the table, and how users are named on Stripe customers."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     table_name: str = Field(validation_alias="TABLE_NAME", min_length=1)
+    # Customer metadata key holding the user id (the JWT ``sub``): the session
+    # function writes it, the webhook projection reads it to link a customer.
+    customer_user_metadata_key: str = Field(
+        default="user_id",
+        min_length=1,
+        max_length=40,
+        validation_alias="CUSTOMER_USER_METADATA_KEY",
+    )
+
+
+class StripeSettings(TableSettings):
+    """Functions that call Stripe: where the key is, and how patient to be."""
+
     stripe_secret_name: str = Field(validation_alias="STRIPE_SECRET_NAME", min_length=1)
     # Points the Stripe client at the local stand-in; unset in AWS.
     stripe_api_base: str | None = Field(default=None, validation_alias="STRIPE_API_BASE")
@@ -38,6 +51,16 @@ class Settings(BaseSettings):
     # Secrets Manager values are cached this long per warm container, so a
     # rotated key is picked up within this many seconds without a redeploy.
     secret_cache_seconds: int = Field(default=300, ge=0, validation_alias="SECRET_CACHE_SECONDS")
+
+    @field_validator("stripe_api_base", mode="before")
+    @classmethod
+    def _empty_base_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+class Settings(StripeSettings):
+    """The portal-session function's settings."""
+
     # Empty means: use the account's default portal configuration.
     portal_configuration_id: str | None = Field(
         default=None, validation_alias="PORTAL_CONFIGURATION_ID"
@@ -46,12 +69,6 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ALLOWED_RETURN_URLS", "ALLOWED_ORIGINS"), min_length=1
     )
     default_return_url: str = Field(validation_alias="DEFAULT_RETURN_URL")
-    customer_user_metadata_key: str = Field(
-        default="user_id",
-        min_length=1,
-        max_length=40,
-        validation_alias="CUSTOMER_USER_METADATA_KEY",
-    )
 
     @field_validator("allowed_return_urls", mode="before")
     @classmethod
@@ -60,7 +77,7 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("portal_configuration_id", "stripe_api_base", mode="before")
+    @field_validator("portal_configuration_id", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -79,7 +96,58 @@ class Settings(BaseSettings):
         return ReturnUrlPolicy.from_allowed(self.allowed_return_urls)
 
 
+class WebhookSettings(StripeSettings):
+    """The webhook function's settings."""
+
+    # Secrets Manager secret holding the endpoint's signing secret(s): one
+    # ``whsec_...`` value, or several separated by commas or whitespace while a
+    # secret is being rolled.
+    webhook_secret_name: str = Field(validation_alias="WEBHOOK_SECRET_NAME", min_length=1)
+    webhook_tolerance_seconds: int = Field(
+        default=300, ge=1, le=3600, validation_alias="WEBHOOK_TOLERANCE_SECONDS"
+    )
+    # Events of the other mode (test events on a live deployment) are ignored.
+    stripe_livemode: bool = Field(default=False, validation_alias="STRIPE_LIVEMODE")
+    # Stripe retries for 3 days; the dedupe record must outlive that.
+    event_retention_days: int = Field(
+        default=7, ge=4, le=365, validation_alias="EVENT_RETENTION_DAYS"
+    )
+
+
+class SnapshotSettings(TableSettings):
+    """The billing-snapshot function's settings (it never talks to Stripe)."""
+
+    # Flows the portal configuration offers; the snapshot's ``actions`` only
+    # list these. The deploy-time portal configuration sets it.
+    portal_flows: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("payment_method_update", "subscription_cancel", "subscription_update"),
+        validation_alias="PORTAL_FLOWS",
+    )
+    invoice_page_size: int = Field(default=10, ge=1, le=50, validation_alias="INVOICE_PAGE_SIZE")
+    # A card expiring within this many days is flagged ``expiring_soon``.
+    card_expiry_warning_days: int = Field(
+        default=30, ge=0, le=365, validation_alias="CARD_EXPIRY_WARNING_DAYS"
+    )
+
+    @field_validator("portal_flows", mode="before")
+    @classmethod
+    def _split_flows(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
 @cache
 def get_settings() -> Settings:
-    """The settings of this container, read from the environment on first use."""
+    """The portal-session settings of this container, read on first use."""
     return Settings()
+
+
+@cache
+def get_webhook_settings() -> WebhookSettings:
+    return WebhookSettings()
+
+
+@cache
+def get_snapshot_settings() -> SnapshotSettings:
+    return SnapshotSettings()

@@ -38,10 +38,10 @@ take any UTF-8 string up to 2048 bytes, and ``sub`` is at most 255 characters).
 from __future__ import annotations
 
 import time
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from billing.errors import Conflict
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 LINK = "LINK"
 PRICE = "PRICE"
+_serializer = TypeSerializer()
 _LINK_ATTEMPTS = 3
 
 
@@ -175,22 +176,29 @@ def _link_items(table_name: str, user_id: str, customer_id: str) -> list[Transac
     ]
 
 
+def price_to_fields(price: CatalogPrice) -> dict[str, Any]:
+    """A catalog price as plain item attributes (no keys), absent values left out."""
+    fields: dict[str, Any] = {
+        "price_id": price.price_id,
+        "lookup_key": price.lookup_key,
+        "product_id": price.product_id,
+        "active": price.active,
+        "currency": price.currency,
+    }
+    for name in ("unit_amount", "interval_count", "interval"):
+        value = getattr(price, name)
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
 def _price_to_item(price: CatalogPrice) -> dict[str, AttributeValueTypeDef]:
     item: dict[str, AttributeValueTypeDef] = {
         "pk": {"S": price_key(price.lookup_key)},
         "sk": {"S": PRICE},
-        "price_id": {"S": price.price_id},
-        "lookup_key": {"S": price.lookup_key},
-        "product_id": {"S": price.product_id},
-        "active": {"BOOL": price.active},
-        "currency": {"S": price.currency},
     }
-    for name in ("unit_amount", "interval_count"):
-        value = getattr(price, name)
-        if value is not None:
-            item[name] = {"N": str(value)}
-    if price.interval is not None:
-        item["interval"] = {"S": price.interval}
+    for name, value in price_to_fields(price).items():
+        item[name] = _serializer.serialize(value)
     return item
 
 
@@ -208,9 +216,3 @@ def _price_from_item(item: dict[str, Any]) -> CatalogPrice:
         interval=item["interval"]["S"] if "interval" in item else None,
         interval_count=number("interval_count"),
     )
-
-
-@cache
-def store_for_table(table_name: str) -> BillingStore:
-    """One store (and one DynamoDB client) per table and warm container."""
-    return BillingStore(table_name)

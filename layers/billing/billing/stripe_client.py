@@ -20,7 +20,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities import parameters
 
 from billing.errors import FlowRejected, StripeFailed, StripeUnavailable
-from billing.settings import Settings, get_settings
+from billing.settings import StripeSettings, get_settings
 
 STRIPE_API_VERSION = "2026-10-28.endive"
 
@@ -36,7 +36,7 @@ class _Built:
 _built: _Built | None = None
 
 
-def get_stripe_client(settings: Settings | None = None) -> stripe.StripeClient:
+def get_stripe_client(settings: StripeSettings | None = None) -> stripe.StripeClient:
     """The container's Stripe client, rebuilt only when the secret key changes."""
     global _built  # noqa: PLW0603 - one client per warm container is the point
     settings = settings or get_settings()
@@ -53,7 +53,7 @@ def reset_stripe_client() -> None:
     _built = None
 
 
-def _secret_key(settings: Settings) -> str:
+def _secret_key(settings: StripeSettings) -> str:
     value = parameters.get_secret(
         settings.stripe_secret_name, max_age=settings.secret_cache_seconds
     )
@@ -62,7 +62,7 @@ def _secret_key(settings: Settings) -> str:
     return value.strip()
 
 
-def _new_client(api_key: str, settings: Settings) -> stripe.StripeClient:
+def _new_client(api_key: str, settings: StripeSettings) -> stripe.StripeClient:
     http_client = stripe.RequestsClient(
         timeout=(settings.stripe_connect_timeout_seconds, settings.stripe_read_timeout_seconds)
     )

@@ -1,0 +1,408 @@
+"""The webhook projection in DynamoDB: versioned writes, dedupe records, snapshot reads.
+
+Items (see ``billing.store`` for the whole key schema):
+
+- ``USER#<user>`` / ``SNAPSHOT``: one attribute per projected customer,
+  subscription and payment method, named ``<kind>#<stripe id>``, each a map
+  ``{v: version, e: event id, r: record}``. One item, so ``GET /billing`` reads
+  it in the same request as the newest invoices.
+- ``USER#<user>`` / ``INVOICE#<created, 10 digits>#<digest of id>``: one item per
+  invoice, ``{v, e, r}``. Sorted by date under the user, so a descending query
+  from the top of the partition returns SNAPSHOT, LINK, then the newest
+  invoices; the digest keeps invoice ids out of paging cursors.
+- ``PRICE#<lookup key>`` / ``PRICE`` and ``PRODUCT#<id>`` / ``PRODUCT``: the
+  catalog, flat attributes plus ``v`` and ``e``.
+- ``EVENT#<event id>`` / ``EVENT``: the dedupe record, written in the same
+  transaction as the event's effect.
+
+Every projected write is conditional on ``v`` being older than the event's
+(see ``billing.projection`` for the version rule).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from billing.projection import Kind, Record
+from billing.store import LINK, PRICE, BillingStore, customer_key, price_key, user_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        TransactWriteItemTypeDef,
+    )
+
+SNAPSHOT = "SNAPSHOT"
+INVOICE_PREFIX = "INVOICE#"
+EVENT = "EVENT"
+PRODUCT = "PRODUCT"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def event_key(event_id: str) -> str:
+    return f"EVENT#{event_id}"
+
+
+def product_key(product_id: str) -> str:
+    return f"PRODUCT#{product_id}"
+
+
+def invoice_sort_key(created: int, invoice_id: str) -> str:
+    digest = hashlib.sha256(invoice_id.encode()).hexdigest()[:16]
+    return f"{INVOICE_PREFIX}{created:010d}#{digest}"
+
+
+def slot_attribute(kind: Kind, object_id: str) -> str:
+    return f"{kind.value}#{object_id}"
+
+
+def to_attribute(value: Any) -> AttributeValueTypeDef:
+    return _serializer.serialize(value)
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one projected object lives: a whole item, or one attribute of a snapshot."""
+
+    pk: str
+    sk: str
+    attribute: str | None = None
+
+    @property
+    def key(self) -> dict[str, AttributeValueTypeDef]:
+        return {"pk": {"S": self.pk}, "sk": {"S": self.sk}}
+
+
+@dataclass(frozen=True)
+class Write:
+    """A versioned write of ``fields`` to ``slot``.
+
+    For an attribute slot, ``fields`` is stored as the map ``{v, e, r}``; for an
+    item slot, they are the item's attributes next to ``v`` and ``e``.
+    ``allow_equal`` lets a re-fetched object replace state of the same second.
+    """
+
+    slot: Slot
+    version: int
+    event_id: str
+    fields: Mapping[str, Any]
+    allow_equal: bool = False
+
+
+@dataclass(frozen=True)
+class LinkWrite:
+    """Link a customer and a user, unless either is already linked elsewhere."""
+
+    user_id: str
+    customer_id: str
+
+
+class CommitStatus(StrEnum):
+    COMMITTED = "committed"
+    DUPLICATE = "duplicate"  # the event's dedupe record exists
+    OUTDATED = "outdated"  # a write lost its version condition
+    LINK_TAKEN = "link_taken"  # the user or customer is linked elsewhere
+    CONFLICT = "conflict"  # a concurrent transaction; try again
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    status: CommitStatus
+    # For OUTDATED: the stored (version, event id) of each write that lost.
+    outdated: dict[Slot, tuple[int, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a webhook reads before writing: the customer's user and product names."""
+
+    user_id: str | None
+    product_names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class UserItems:
+    """The raw items of one snapshot read."""
+
+    snapshot: dict[str, Any] | None
+    link: dict[str, Any] | None
+    invoices: list[dict[str, Any]]
+    last_key: str | None  # sort key to continue after, when the read was cut short
+
+
+class ProjectionStore(BillingStore):
+    """The projection's reads and writes, on top of the link and catalog store."""
+
+    # --- webhook path ---------------------------------------------------------------------
+
+    def context(self, customer_id: str | None, product_ids: Sequence[str]) -> Context:
+        """The customer's linked user and the known product names, in one request."""
+        keys = [{"pk": {"S": product_key(p)}, "sk": {"S": PRODUCT}} for p in product_ids]
+        if customer_id is not None:
+            keys.append({"pk": {"S": customer_key(customer_id)}, "sk": {"S": LINK}})
+        if not keys:
+            return Context(None, {})
+        found: list[dict[str, Any]] = []
+        request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+        while request:
+            response = self.client.batch_get_item(RequestItems=request)
+            found.extend(response.get("Responses", {}).get(self.table_name, []))
+            request = dict(response.get("UnprocessedKeys") or {})
+        user_id = None
+        names: dict[str, str] = {}
+        for item in found:
+            pk = item["pk"]["S"]
+            if pk.startswith("CUSTOMER#"):
+                user_id = item["user_id"]["S"]
+            elif not item.get("deleted", {}).get("BOOL"):
+                names[pk.removeprefix("PRODUCT#")] = item["name"]["S"]
+        return Context(user_id, names)
+
+    def commit(
+        self,
+        event_id: str,
+        event_type: str,
+        writes: Sequence[Write],
+        *,
+        link: LinkWrite | None = None,
+        retention_seconds: int,
+        now: int | None = None,
+    ) -> CommitResult:
+        """Record the event and apply ``writes`` (and ``link``) in one transaction."""
+        now = int(time.time()) if now is None else now
+        items: list[TransactWriteItemTypeDef] = [
+            self._event_put(event_id, event_type, now, retention_seconds)
+        ]
+        if link is not None:
+            items.extend(self._link_puts(link, now))
+        items.extend(self._write_item(w) for w in writes)
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = error.response.get("CancellationReasons", [])
+            return _cancelled(reasons, writes, link_count=2 if link else 0)
+        return CommitResult(CommitStatus.COMMITTED)
+
+    def record_event(
+        self, event_id: str, event_type: str, *, retention_seconds: int, now: int | None = None
+    ) -> bool:
+        """Record an event that changes nothing (stale, or for no user); False if seen before."""
+        now = int(time.time()) if now is None else now
+        put = self._event_put(event_id, event_type, now, retention_seconds)["Put"]
+        try:
+            self.client.put_item(**put)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+    def event_seen(self, event_id: str, *, now: int | None = None) -> bool:
+        """Whether an unexpired dedupe record of ``event_id`` exists."""
+        now = int(time.time()) if now is None else now
+        item = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": event_key(event_id)}, "sk": {"S": EVENT}},
+            ConsistentRead=True,
+        ).get("Item")
+        return item is not None and int(item["expires_at"]["N"]) >= now
+
+    def release_lookup_key(self, lookup_key: str, price_id: str, version: int) -> None:
+        """Drop the catalog entry of ``lookup_key`` if it still names ``price_id`` at an older
+        version (the key moved to another price or was removed)."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": price_key(lookup_key)}, "sk": {"S": PRICE}},
+                ConditionExpression="price_id = :price AND (attribute_not_exists(v) OR v < :v)",
+                ExpressionAttributeValues={":price": {"S": price_id}, ":v": {"N": str(version)}},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def _event_put(
+        self, event_id: str, event_type: str, now: int, retention_seconds: int
+    ) -> TransactWriteItemTypeDef:
+        # An expired record no longer blocks (TTL deletion can lag by days);
+        # the version rule still makes the replay harmless.
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": {"S": event_key(event_id)},
+                    "sk": {"S": EVENT},
+                    "type": {"S": event_type},
+                    "processed_at": {"N": str(now)},
+                    "expires_at": {"N": str(now + retention_seconds)},
+                },
+                "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                "ExpressionAttributeValues": {":now": {"N": str(now)}},
+            }
+        }
+
+    def _link_puts(self, link: LinkWrite, now: int) -> list[TransactWriteItemTypeDef]:
+        stamp = {"N": str(now)}
+        return [
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": {
+                        "pk": {"S": user_key(link.user_id)},
+                        "sk": {"S": LINK},
+                        "customer_id": {"S": link.customer_id},
+                        "linked_at": stamp,
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk) OR customer_id = :c",
+                    "ExpressionAttributeValues": {":c": {"S": link.customer_id}},
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": {
+                        "pk": {"S": customer_key(link.customer_id)},
+                        "sk": {"S": LINK},
+                        "user_id": {"S": link.user_id},
+                        "linked_at": stamp,
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk) OR user_id = :u",
+                    "ExpressionAttributeValues": {":u": {"S": link.user_id}},
+                }
+            },
+        ]
+
+    def _write_item(self, write: Write) -> TransactWriteItemTypeDef:
+        op = "<=" if write.allow_equal else "<"
+        version: AttributeValueTypeDef = {"N": str(write.version)}
+        slot = write.slot
+        if slot.attribute is None:
+            item: dict[str, AttributeValueTypeDef] = {
+                **slot.key,
+                **{name: to_attribute(value) for name, value in write.fields.items()},
+                "v": version,
+                "e": {"S": write.event_id},
+            }
+            return {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": item,
+                    "ConditionExpression": f"attribute_not_exists(v) OR v {op} :v",
+                    "ExpressionAttributeValues": {":v": version},
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            }
+        value = to_attribute({"v": write.version, "e": write.event_id, "r": dict(write.fields)})
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": slot.key,
+                "UpdateExpression": "SET #slot = :value",
+                "ConditionExpression": f"attribute_not_exists(#slot) OR #slot.v {op} :v",
+                "ExpressionAttributeNames": {"#slot": slot.attribute},
+                "ExpressionAttributeValues": {":value": value, ":v": version},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    # --- read path --------------------------------------------------------------------------
+
+    def user_items(self, user_id: str, *, invoices: int) -> UserItems:
+        """SNAPSHOT, LINK and the newest ``invoices`` + 1 invoice items: one Query.
+
+        The extra invoice tells whether there is a next page.
+        """
+        response = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": user_key(user_id)}},
+            ScanIndexForward=False,
+            Limit=invoices + 3,
+        )
+        snapshot = link = None
+        found: list[dict[str, Any]] = []
+        for raw in response.get("Items", []):
+            sk = raw["sk"]["S"]
+            if sk == SNAPSHOT:
+                snapshot = from_item(raw)
+            elif sk == LINK:
+                link = from_item(raw)
+            elif sk.startswith(INVOICE_PREFIX):
+                found.append(from_item(raw))
+        last = response.get("LastEvaluatedKey")
+        return UserItems(snapshot, link, found, last["sk"]["S"] if last else None)
+
+    def invoice_page(self, user_id: str, *, before: str, limit: int) -> UserItems:
+        """Up to ``limit`` + 1 invoice items older than sort key ``before``: one Query."""
+        response = self.client.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={
+                ":pk": {"S": user_key(user_id)},
+                ":lo": {"S": INVOICE_PREFIX},
+                ":hi": {"S": before},
+            },
+            ScanIndexForward=False,
+            Limit=limit + 2,  # BETWEEN includes ``before`` itself
+        )
+        items = [from_item(i) for i in response.get("Items", []) if i["sk"]["S"] != before]
+        last = response.get("LastEvaluatedKey")
+        return UserItems(None, None, items, last["sk"]["S"] if last else None)
+
+    def snapshot_records(self, user_id: str) -> dict[str, Any] | None:
+        """The SNAPSHOT item alone (the session function reads subscriptions from it)."""
+        response = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": user_key(user_id)}, "sk": {"S": SNAPSHOT}},
+        )
+        item = response.get("Item")
+        return from_item(item) if item else None
+
+
+@cache
+def projection_store_for_table(table_name: str) -> ProjectionStore:
+    """One store (and one DynamoDB client) per table and warm container."""
+    return ProjectionStore(table_name)
+
+
+def record_fields(record: Record) -> dict[str, Any]:
+    return record.model_dump(mode="python")
+
+
+def _cancelled(reasons: list[Any], writes: Sequence[Write], *, link_count: int) -> CommitResult:
+    codes = [r.get("Code") for r in reasons]
+    if codes and codes[0] == "ConditionalCheckFailed":
+        return CommitResult(CommitStatus.DUPLICATE)
+    if "ConditionalCheckFailed" in codes[1 : 1 + link_count]:
+        return CommitResult(CommitStatus.LINK_TAKEN)
+    outdated: dict[Slot, tuple[int, str]] = {}
+    for write, reason in zip(writes, reasons[1 + link_count :], strict=False):
+        if reason.get("Code") == "ConditionalCheckFailed":
+            outdated[write.slot] = _stored_version(write.slot, reason.get("Item") or {})
+    if outdated:
+        return CommitResult(CommitStatus.OUTDATED, outdated)
+    return CommitResult(CommitStatus.CONFLICT)
+
+
+def _stored_version(slot: Slot, item: Mapping[str, Any]) -> tuple[int, str]:
+    stored = from_item(item)
+    if slot.attribute is not None:
+        stored = stored.get(slot.attribute) or {}
+    return int(stored.get("v", 0)), str(stored.get("e", ""))

@@ -1,0 +1,340 @@
+"""Stripe webhook events folded into the projection, each exactly once.
+
+The common path of one event is two DynamoDB requests and no Stripe call:
+
+1. one ``BatchGetItem``: the customer's user link and the names of the
+   products a subscription refers to;
+2. one ``TransactWriteItems``: the event's dedupe record and its versioned
+   write, committed together or not at all.
+
+Stripe is called only when the order is in doubt (two events of one object in
+the same second: re-fetch), when a product name is unknown (fetched once), when
+a customer has no user link yet (its metadata is read), and for a succeeded
+SetupIntent from ``POST /setup-intents`` (its card becomes the default).
+Anything that fails raises, so the handler answers 5xx and Stripe retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import stripe
+from aws_lambda_powertools import Logger
+
+from billing.errors import InvalidSignature, StorageBusy
+from billing.models import CatalogPrice
+from billing.projection import (
+    SETUP_INTENT_SUCCEEDED,
+    Change,
+    Kind,
+    StripeEvent,
+    change_for,
+    change_from_object,
+    is_handled,
+)
+from billing.projection_store import (
+    PRODUCT,
+    SNAPSHOT,
+    CommitStatus,
+    LinkWrite,
+    ProjectionStore,
+    Slot,
+    Write,
+    invoice_sort_key,
+    product_key,
+    record_fields,
+    slot_attribute,
+)
+from billing.settings import WebhookSettings
+from billing.store import PRICE, price_key, price_to_fields, user_key
+from billing.stripe_client import STRIPE_API_VERSION, idempotency_key, stripe_errors
+
+if TYPE_CHECKING:
+    from billing.projection import Record
+
+logger = Logger(child=True)
+
+_ATTEMPTS = 5
+
+
+class Outcome(StrEnum):
+    """What happened to one delivery; logged, and returned in the 200 body."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    IGNORED = "ignored"  # a type the projection does not keep
+    OTHER_MODE = "other_mode"  # a test event on a live deployment, or the reverse
+    UNLINKED = "unlinked"  # a customer of no user of this product
+
+
+def verify_signature(
+    payload: bytes, header: str | None, secrets: Sequence[str], *, tolerance: int
+) -> None:
+    """Raise ``InvalidSignature`` unless one of ``secrets`` signed ``payload`` recently."""
+    if not header:
+        raise InvalidSignature("Missing Stripe-Signature header.")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidSignature("The body is not UTF-8.") from None
+    reason = "No configured webhook secret."
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(text, header, secret, tolerance)
+        except stripe.SignatureVerificationError as error:
+            # Stripe checks the signature before the timestamp, so this is a
+            # genuine but old delivery (or a replay).
+            stale = str(error).startswith("Timestamp outside")
+            reason = "Timestamp outside the tolerance." if stale else "Signature mismatch."
+            if stale:
+                break
+            continue
+        return
+    raise InvalidSignature(reason)
+
+
+def parse_secrets(value: str) -> tuple[str, ...]:
+    """The signing secrets in a Secrets Manager value: separated by commas or whitespace."""
+    return tuple(part for part in value.replace(",", " ").split() if part)
+
+
+@dataclass
+class WebhookProcessor:
+    """Applies verified events to the projection."""
+
+    settings: WebhookSettings
+    store: ProjectionStore
+    # Built only when Stripe must be called (the uncommon paths).
+    stripe_client: Callable[[], stripe.StripeClient]
+    clock: Callable[[], float] = time.time
+
+    @property
+    def retention_seconds(self) -> int:
+        return self.settings.event_retention_days * 86400
+
+    def process(self, event: StripeEvent) -> Outcome:
+        if event.livemode != self.settings.stripe_livemode:
+            return Outcome.OTHER_MODE
+        if not is_handled(event):
+            return Outcome.IGNORED
+        if event.api_version and event.api_version != STRIPE_API_VERSION:
+            logger.warning(
+                "Event API version differs from the pinned one",
+                extra={"event_api_version": event.api_version, "pinned": STRIPE_API_VERSION},
+            )
+        if event.type == SETUP_INTENT_SUCCEEDED:
+            return self._make_default_payment_method(event)
+        change = change_for(event)
+        if change is None:  # pragma: no cover - is_handled said otherwise
+            return Outcome.IGNORED
+        return self._apply(event, change)
+
+    # --- projection writes ----------------------------------------------------------------
+
+    def _apply(self, event: StripeEvent, change: Change) -> Outcome:
+        allow_equal = False
+        for attempt in range(_ATTEMPTS):
+            context = self.store.context(change.customer, change.products)
+            user_id, link = context.user_id, None
+            if change.customer is not None and user_id is None:
+                user_id = self._user_of_unlinked(change)
+                if user_id is None:
+                    return self._record_only(event, Outcome.UNLINKED)
+                link = LinkWrite(user_id, change.customer)
+            names = dict(context.product_names)
+            extra = self._fetch_missing_products(event, change, names)
+            writes = [*extra, *self._writes(event, change, user_id, names, allow_equal)]
+            if not writes and link is None:
+                return self._record_only(event, Outcome.APPLIED)
+            result = self.store.commit(
+                event.id,
+                event.type,
+                writes,
+                link=link,
+                retention_seconds=self.retention_seconds,
+                now=int(self.clock()),
+            )
+            match result.status:
+                case CommitStatus.COMMITTED:
+                    return Outcome.APPLIED
+                case CommitStatus.DUPLICATE:
+                    return Outcome.DUPLICATE
+                case CommitStatus.LINK_TAKEN:
+                    logger.warning("Customer belongs to a user linked to another customer")
+                    return self._record_only(event, Outcome.UNLINKED)
+                case CommitStatus.OUTDATED:
+                    stored = result.outdated.get(self._main_slot(change, user_id))
+                    if stored is None:  # only a fetched product lost: someone stored newer
+                        continue
+                    version, stored_event = stored
+                    if version > event.created or stored_event == event.id:
+                        return self._record_only(event, Outcome.STALE)
+                    # Same second, another event: the order is in doubt.
+                    change = self._refetch(change)
+                    allow_equal = True
+                case CommitStatus.CONFLICT:
+                    time.sleep(0.05 * (attempt + 1))
+        raise StorageBusy("The projection is busy; retry.")
+
+    def _writes(
+        self,
+        event: StripeEvent,
+        change: Change,
+        user_id: str | None,
+        names: dict[str, str],
+        allow_equal: bool,
+    ) -> list[Write]:
+        record = change.record(self.settings.customer_user_metadata_key, names)
+        slot = self._main_slot(change, user_id)
+        if change.kind is Kind.PRICE:
+            return self._price_writes(event, change, record, allow_equal)
+        fields = record_fields(record)
+        if change.kind is Kind.INVOICE:
+            fields = {"r": fields}
+        return [Write(slot, event.created, event.id, fields, allow_equal)]
+
+    def _main_slot(self, change: Change, user_id: str | None) -> Slot:
+        match change.kind:
+            case Kind.CUSTOMER | Kind.SUBSCRIPTION | Kind.PAYMENT_METHOD:
+                return Slot(
+                    user_key(user_id or ""), SNAPSHOT, slot_attribute(change.kind, change.object_id)
+                )
+            case Kind.INVOICE:
+                created = int(change.object["created"])
+                return Slot(user_key(user_id or ""), invoice_sort_key(created, change.object_id))
+            case Kind.PRICE:
+                return Slot(price_key(change.object.get("lookup_key") or ""), PRICE)
+            case Kind.PRODUCT:
+                return Slot(product_key(change.object_id), PRODUCT)
+
+    def _price_writes(
+        self, event: StripeEvent, change: Change, record: Record, allow_equal: bool
+    ) -> list[Write]:
+        previous = (event.data.previous_attributes or {}).get("lookup_key")
+        current = change.object.get("lookup_key")
+        if previous and previous != current:
+            # The key moved to another price or was removed: this price no
+            # longer answers to it (idempotent, before the transaction).
+            self.store.release_lookup_key(previous, change.object_id, event.created)
+        if not current:
+            return []
+        price = CatalogPrice(
+            price_id=change.object_id,
+            lookup_key=current,
+            product_id=getattr(record, "product", ""),
+            active=getattr(record, "active", False),
+            currency=getattr(record, "currency", ""),
+            unit_amount=getattr(record, "unit_amount", None),
+            interval=getattr(record, "interval", None),
+            interval_count=getattr(record, "interval_count", None),
+        )
+        slot = Slot(price_key(current), PRICE)
+        return [Write(slot, event.created, event.id, price_to_fields(price), allow_equal)]
+
+    def _record_only(self, event: StripeEvent, outcome: Outcome) -> Outcome:
+        first = self.store.record_event(
+            event.id, event.type, retention_seconds=self.retention_seconds, now=int(self.clock())
+        )
+        return outcome if first else Outcome.DUPLICATE
+
+    # --- the uncommon paths: Stripe calls ---------------------------------------------------
+
+    def _user_of_unlinked(self, change: Change) -> str | None:
+        """The user of a customer seen for the first time, from its metadata."""
+        key = self.settings.customer_user_metadata_key
+        if change.kind is Kind.CUSTOMER:
+            metadata = change.object.get("metadata") or {}
+        else:
+            client = self.stripe_client()
+            with stripe_errors("customers.retrieve"):
+                customer = client.v1.customers.retrieve(change.customer or "").to_dict()
+            metadata = customer.get("metadata") or {}
+        user = metadata.get(key)
+        return str(user) if user else None
+
+    def _fetch_missing_products(
+        self, event: StripeEvent, change: Change, names: dict[str, str]
+    ) -> list[Write]:
+        writes = []
+        for product_id in change.products:
+            if product_id in names:
+                continue
+            client = self.stripe_client()
+            with stripe_errors("products.retrieve"):
+                product = client.v1.products.retrieve(product_id).to_dict()
+            names[product_id] = product.get("name") or ""
+            version = int(product.get("updated") or product.get("created") or 0)
+            fields = record_fields(change_from_object(Kind.PRODUCT, product).record("", {}))
+            writes.append(Write(Slot(product_key(product_id), PRODUCT), version, event.id, fields))
+        return writes
+
+    def _refetch(self, change: Change) -> Change:
+        """The object's current state from Stripe (deleted if Stripe no longer has it)."""
+        client = self.stripe_client().v1
+        retrieve: dict[Kind, Callable[[str], Any]] = {
+            Kind.CUSTOMER: client.customers.retrieve,
+            Kind.SUBSCRIPTION: client.subscriptions.retrieve,
+            Kind.PAYMENT_METHOD: client.payment_methods.retrieve,
+            Kind.INVOICE: client.invoices.retrieve,
+            Kind.PRICE: client.prices.retrieve,
+            Kind.PRODUCT: client.products.retrieve,
+        }
+        with stripe_errors(f"{change.kind.value}.retrieve"):
+            try:
+                obj = retrieve[change.kind](change.object_id).to_dict()
+            except stripe.InvalidRequestError as error:
+                if error.http_status != 404:
+                    raise
+                return Change(change.kind, change.object_id, change.customer, change.object, True)
+        fetched = change_from_object(change.kind, obj)
+        # A detached payment method no longer names its customer: keep the routing.
+        return Change(
+            fetched.kind,
+            fetched.object_id,
+            change.customer,
+            fetched.object,
+            fetched.deleted,
+        )
+
+    def _make_default_payment_method(self, event: StripeEvent) -> Outcome:
+        """Make the card of a succeeded SetupIntent the customer's default, and the default of
+        subscriptions that have their own. The resulting ``customer.updated`` and
+        ``customer.subscription.updated`` events update the projection."""
+        if self.store.event_seen(event.id, now=int(self.clock())):
+            return Outcome.DUPLICATE
+        intent = event.object
+        customer, method = intent.get("customer"), intent.get("payment_method")
+        if not isinstance(customer, str) or not isinstance(method, str):
+            return self._record_only(event, Outcome.IGNORED)
+        client = self.stripe_client()
+        with stripe_errors("customers.update"):
+            client.v1.customers.update(
+                customer,
+                params={"invoice_settings": {"default_payment_method": method}},
+                options={"idempotency_key": idempotency_key("default-pm", event.id)},
+            )
+        with stripe_errors("subscriptions.list"):
+            subscriptions = client.v1.subscriptions.list(
+                params={"customer": customer, "limit": 100}
+            ).data
+        for subscription in subscriptions:
+            own = subscription.default_payment_method
+            if own is None or own == method or subscription.status in _ENDED:
+                continue
+            with stripe_errors("subscriptions.update"):
+                client.v1.subscriptions.update(
+                    subscription.id,
+                    params={"default_payment_method": method},
+                    options={
+                        "idempotency_key": idempotency_key("default-pm", event.id, subscription.id)
+                    },
+                )
+        return self._record_only(event, Outcome.APPLIED)
+
+
+_ENDED = {"canceled", "incomplete_expired"}
