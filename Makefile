@@ -14,7 +14,7 @@ export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/billing:$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv dev test lint format typecheck unit build bench deploy openapi clean
+.PHONY: help venv dev test lint format typecheck unit build bench deploy openapi backfill clean
 
 help:
 	@echo "make dev      run the whole product offline (arrives with issue 5)"
@@ -23,6 +23,7 @@ help:
 	@echo "make build    sam build (no Docker needed)"
 	@echo "make deploy   sam build && sam deploy (ENV=prod for the prod config)"
 	@echo "make openapi  regenerate docs/openapi.json from the resolvers"
+	@echo "make backfill rebuild the projection from Stripe (STACK=<name>: in the deployed stack)"
 
 $(STAMP): requirements-dev.txt layers/billing/requirements.txt
 	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 is required (python3.13 on PATH, or pyenv with 3.13.0)" >&2; exit 1; }
@@ -57,6 +58,15 @@ deploy: build
 
 openapi: venv
 	python -m tools.openapi
+
+# With STACK: runs BackfillFunction in the deployed stack. Without: in this
+# process, configured by the same environment variables as the functions.
+backfill: venv
+ifdef STACK
+	sam remote invoke BackfillFunction --stack-name $(STACK) --event '{"replay": true}'
+else
+	python -m tools.backfill
+endif
 
 dev: venv
 	@echo "make dev arrives with issue 5: it will start the local Stripe stand-in, moto," >&2

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
+from functions.billing.app import app as billing_app
 from functions.portal_session.app import app as portal_session_app
+from functions.webhook.app import app as webhook_app
 
 OPENAPI_FILE = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
 TITLE = "Stripe billing portal backend"
@@ -20,16 +22,28 @@ VERSION = "0.1.0"
 
 def openapi_document() -> str:
     """The merged OpenAPI document of every HTTP function, as stable JSON text."""
-    schema = json.loads(
-        portal_session_app.get_openapi_json_schema(
-            title=TITLE,
-            version=VERSION,
-            description="Billing-portal sessions for the signed-in user. "
-            "Every route needs `Authorization: Bearer <JWT>` from the configured issuer.",
-            security_schemes={"jwt": HTTPBearer(bearerFormat="JWT")},
-            security=[{"jwt": []}],
+    documents = [
+        json.loads(
+            app.get_openapi_json_schema(
+                title=TITLE,
+                version=VERSION,
+                description="Billing portal sessions, the billing snapshot and the Stripe "
+                "webhook. Every route except `POST /webhooks/stripe` needs "
+                "`Authorization: Bearer <JWT>` from the configured issuer; the webhook is "
+                "authenticated by Stripe's signature.",
+                security_schemes={"jwt": HTTPBearer(bearerFormat="JWT")},
+                security=[{"jwt": []}],
+            )
         )
-    )
+        for app in (portal_session_app, billing_app, webhook_app)
+    ]
+    schema = documents[0]
+    for other in documents[1:]:
+        schema["paths"].update(other["paths"])
+        schemas = other.get("components", {}).get("schemas", {})
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+    # Stripe cannot send a JWT: the webhook route has no authorizer.
+    schema["paths"]["/webhooks/stripe"]["post"]["security"] = []
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 

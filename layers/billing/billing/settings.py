@@ -102,7 +102,8 @@ class WebhookSettings(StripeSettings):
     # Secrets Manager secret holding the endpoint's signing secret(s): one
     # ``whsec_...`` value, or several separated by commas or whitespace while a
     # secret is being rolled.
-    webhook_secret_name: str = Field(validation_alias="WEBHOOK_SECRET_NAME", min_length=1)
+    # Not needed by the backfill, which never verifies a signature.
+    webhook_secret_name: str = Field(default="", validation_alias="WEBHOOK_SECRET_NAME")
     webhook_tolerance_seconds: int = Field(
         default=300, ge=1, le=3600, validation_alias="WEBHOOK_TOLERANCE_SECONDS"
     )
@@ -145,6 +146,15 @@ def get_settings() -> Settings:
 
 @cache
 def get_webhook_settings() -> WebhookSettings:
+    settings = WebhookSettings()
+    if not settings.webhook_secret_name:
+        raise ValueError("WEBHOOK_SECRET_NAME must name the webhook signing secret.")
+    return settings
+
+
+@cache
+def get_backfill_settings() -> WebhookSettings:
+    """The backfill writes like the webhook but needs no signing secret."""
     return WebhookSettings()
 
 

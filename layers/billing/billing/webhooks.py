@@ -134,6 +134,23 @@ class WebhookProcessor:
             return Outcome.IGNORED
         return self._apply(event, change)
 
+    def apply_object(
+        self, kind: Kind, obj: dict[str, Any], *, version: int, source: str
+    ) -> Outcome:
+        """Store ``obj`` (fetched from Stripe, e.g. by the backfill) as of ``version``.
+
+        Goes through the same versioned writes as an event, under a synthetic
+        event id ``source`` so a repeated run is harmless.
+        """
+        event = StripeEvent(
+            id=source,
+            type=f"{kind.value}.fetched",
+            created=version,
+            livemode=self.settings.stripe_livemode,
+            data=StripeEvent.Data(object=obj),
+        )
+        return self._apply(event, change_from_object(kind, obj))
+
     # --- projection writes ----------------------------------------------------------------
 
     def _apply(self, event: StripeEvent, change: Change) -> Outcome:

@@ -1,0 +1,36 @@
+"""Invoked by hand after a deploy (``make backfill STACK=...``): rebuild the projection.
+
+Event (all optional): ``{"replay": true}``; ``replay: false`` skips replaying
+undelivered events. Returns the outcome counts per kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from billing.backfill import Backfill
+from billing.projection_store import projection_store_for_table
+from billing.settings import WebhookSettings, get_backfill_settings
+from billing.stripe_client import get_stripe_client
+from billing.webhooks import WebhookProcessor
+
+logger = Logger()
+
+
+def run_backfill(settings: WebhookSettings, *, replay: bool = True) -> dict[str, Any]:
+    client = get_stripe_client(settings)
+    processor = WebhookProcessor(
+        settings=settings,
+        store=projection_store_for_table(settings.table_name),
+        stripe_client=lambda: client,
+    )
+    report = Backfill(processor, client).run(replay=replay)
+    return {"counts": report.as_dict()}
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_backfill(get_backfill_settings(), replay=bool((event or {}).get("replay", True)))
