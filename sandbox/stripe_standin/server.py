@@ -1,7 +1,12 @@
 """HTTP face of the stand-in: Stripe's ``/v1`` API on loopback, plus test controls.
 
-stripe-python talks to it through ``base_addresses={"api": url}``. Besides the
-API it offers, under ``/_standin/`` (never part of Stripe):
+stripe-python talks to it through ``base_addresses={"api": url}``. Every state
+change becomes an event (``/v1/events``), delivered signed to the webhook
+endpoints registered with ``/v1/webhook_endpoints`` by a background thread
+(``webhooks.Deliverer``: retries, ordering and duplication controls).
+
+Besides the API it offers, under ``/_standin/`` (never part of Stripe; JSON
+bodies):
 
 - ``POST /_standin/faults`` ``{"status": 500|429|..., "count": N}`` or
   ``{"hang_seconds": S, "count": N}``: the next N API requests fail that way
@@ -9,7 +14,26 @@ API it offers, under ``/_standin/`` (never part of Stripe):
 - ``GET /_standin/requests``: every API request so far (method, path,
   idempotency key, Stripe-Version, status, replayed); ``DELETE`` clears it.
 - ``GET /_standin/changes``: the ordered log of state changes (event types).
-- ``POST /_standin/reset``: forget everything.
+- ``GET /_standin/deliveries``: every webhook delivery attempt (``event``,
+  ``endpoint``, ``attempt``, ``trigger``: event|duplicate|redeliver, ``status``
+  or ``error``, ``at``) and the queue (``holding``, ``held``, ``queued``,
+  ``in_flight``, ``retry_schedule``, ``timeout_seconds``).
+- ``POST /_standin/deliveries/hold``: park new deliveries (and retries)
+  instead of sending them.
+- ``POST /_standin/deliveries/release`` ``{"order": "as_is"|"reverse"|"shuffle",
+  "seed": N, "duplicate": N, "delay_seconds": S}`` (all optional): stop
+  holding and send what was held in that order, each with N extra copies.
+- ``POST /_standin/deliveries/wait_idle`` ``{"timeout": S}``: answers once
+  nothing is queued or being sent (held deliveries do not count), or 504.
+- ``POST /_standin/deliveries/config`` ``{"retry_schedule": [S, ...],
+  "timeout_seconds": S}``: seconds between retries and the request timeout
+  (back to the defaults on reset).
+- ``POST /_standin/events/<id>/redeliver`` ``{"endpoint": "we_..."}``: send
+  an event again, to that endpoint or to every enabled endpoint that wants it.
+- ``POST /_standin/reset``: forget everything: objects, events, webhook
+  endpoints, queued, held and recorded deliveries; stop holding.
+
+``StripeStandIn`` offers the same controls as methods for in-process tests.
 """
 
 from __future__ import annotations
@@ -17,8 +41,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from werkzeug.routing import Map, Rule
@@ -26,7 +50,19 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from sandbox.stripe_standin.forms import decode
-from sandbox.stripe_standin.state import Obj, StripeApiError, StripeState, random_id
+from sandbox.stripe_standin.state import (
+    Obj,
+    StripeApiError,
+    StripeState,
+    api_request,
+    random_id,
+)
+from sandbox.stripe_standin.webhooks import (
+    DEFAULT_RETRY_SCHEDULE,
+    Deliverer,
+    DeliveryAttempt,
+    Order,
+)
 
 DEFAULT_API_KEY = "sk_test_standin"
 
@@ -79,6 +115,29 @@ _API = Map(
             endpoint="update_configuration",
         ),
         Rule("/v1/billing_portal/sessions", methods=["POST"], endpoint="create_portal_session"),
+        Rule("/v1/events", methods=["GET"], endpoint="list_events"),
+        Rule("/v1/events/<id>", methods=["GET"], endpoint="retrieve:event"),
+        Rule("/v1/webhook_endpoints", methods=["POST"], endpoint="create_webhook_endpoint"),
+        Rule("/v1/webhook_endpoints", methods=["GET"], endpoint="list_webhook_endpoints"),
+        Rule("/v1/webhook_endpoints/<id>", methods=["GET"], endpoint="retrieve:webhook_endpoint"),
+        Rule("/v1/webhook_endpoints/<id>", methods=["POST"], endpoint="update_webhook_endpoint"),
+        Rule("/v1/webhook_endpoints/<id>", methods=["DELETE"], endpoint="delete_webhook_endpoint"),
+    ]
+)
+_CONTROLS = Map(
+    [
+        Rule("/_standin/faults", methods=["POST"], endpoint="add_fault"),
+        Rule("/_standin/faults", methods=["DELETE"], endpoint="clear_faults"),
+        Rule("/_standin/requests", methods=["GET"], endpoint="list_requests"),
+        Rule("/_standin/requests", methods=["DELETE"], endpoint="clear_requests"),
+        Rule("/_standin/changes", methods=["GET"], endpoint="list_changes"),
+        Rule("/_standin/reset", methods=["POST"], endpoint="reset"),
+        Rule("/_standin/deliveries", methods=["GET"], endpoint="list_deliveries"),
+        Rule("/_standin/deliveries/hold", methods=["POST"], endpoint="hold"),
+        Rule("/_standin/deliveries/release", methods=["POST"], endpoint="release"),
+        Rule("/_standin/deliveries/wait_idle", methods=["POST"], endpoint="wait_idle"),
+        Rule("/_standin/deliveries/config", methods=["POST"], endpoint="configure"),
+        Rule("/_standin/events/<event_id>/redeliver", methods=["POST"], endpoint="redeliver"),
     ]
 )
 
@@ -99,11 +158,18 @@ class _Idempotent:
 
 
 class StandInApp:
-    """The WSGI application. ``state`` is the account behind it."""
+    """The WSGI application. ``state`` is the account behind it, ``webhooks`` its deliveries."""
 
-    def __init__(self, state: StripeState, api_key: str = DEFAULT_API_KEY) -> None:
+    def __init__(
+        self,
+        state: StripeState,
+        api_key: str = DEFAULT_API_KEY,
+        webhooks: Deliverer | None = None,
+    ) -> None:
         self.state = state
         self.api_key = api_key
+        self.webhooks = webhooks or Deliverer(state)
+        state.on_event = self.webhooks.enqueue
         self.faults: list[_Fault] = []
         self.requests: list[Obj] = []
         self.idempotency: dict[str, _Idempotent] = {}
@@ -134,9 +200,11 @@ class StandInApp:
         }
         with self.lock:
             self.requests.append(log)
-        response = self._api_response(request, key, log)
+        request_id = random_id("req_", 14)
+        with api_request(request_id, key):
+            response = self._api_response(request, key, log)
         log["status"] = response.status_code
-        response.headers["Request-Id"] = random_id("req_", 14)
+        response.headers["Request-Id"] = request_id
         return response
 
     def _api_response(self, request: Request, key: str | None, log: Obj) -> Response:
@@ -233,7 +301,7 @@ class StandInApp:
                 )
         if endpoint == "customer_payment_methods":
             return state.list_payment_methods(params, customer_id=args["id"])
-        if endpoint in ("detach_payment_method", "delete_customer"):
+        if endpoint in ("detach_payment_method", "delete_customer", "delete_webhook_endpoint"):
             method: Any = getattr(state, endpoint)
             return method(args["id"])  # type: ignore[no-any-return]
         method = getattr(state, endpoint)
@@ -244,38 +312,90 @@ class StandInApp:
     # --- /_standin ---------------------------------------------------------------------------
 
     def _control(self, request: Request) -> Response:
-        name = request.path.removeprefix("/_standin/")
-        if name == "faults" and request.method == "POST":
-            spec = request.get_json(force=True)
-            with self.lock:
-                self.faults.append(
-                    _Fault(
-                        spec.get("status"),
-                        float(spec.get("hang_seconds", 0)),
-                        int(spec.get("count", 1)),
-                    )
-                )
+        try:
+            endpoint, args = _CONTROLS.bind_to_environ(request.environ).match()
+        except Exception:  # werkzeug raises NotFound/MethodNotAllowed
+            return Response("Not found", status=404)
+        body = request.get_json(force=True, silent=True) or {}
+        handler = getattr(self, f"_control_{endpoint}")
+        try:
+            return handler(body, **args)  # type: ignore[no-any-return]
+        except StripeApiError as error:
+            return _error(error)
+        except (TypeError, ValueError) as error:
+            return _json({"error": {"message": str(error)}}, status=400)
+
+    def reset(self) -> None:
+        """Forget everything, as ``POST /_standin/reset``."""
+        with self.lock:
+            self.faults.clear()
+            self.requests.clear()
+            self.idempotency.clear()
+        self.webhooks.reset()
+        self.state.reset()
+
+    def _control_add_fault(self, spec: Obj) -> Response:
+        fault = _Fault(
+            spec.get("status"), float(spec.get("hang_seconds", 0)), int(spec.get("count", 1))
+        )
+        with self.lock:
+            self.faults.append(fault)
             return _json({"pending": len(self.faults)})
-        if name == "faults" and request.method == "DELETE":
-            with self.lock:
-                self.faults.clear()
-            return _json({"pending": 0})
-        if name == "requests":
-            with self.lock:
-                if request.method == "DELETE":
-                    self.requests.clear()
-                return _json({"data": list(self.requests)})
-        if name == "changes":
-            with self.state.lock:
-                return _json({"data": list(self.state.changes)})
-        if name == "reset" and request.method == "POST":
-            with self.lock:
-                self.faults.clear()
-                self.requests.clear()
-                self.idempotency.clear()
-            self.state.reset()
-            return _json({"reset": True})
-        return Response("Not found", status=404)
+
+    def _control_clear_faults(self, _: Obj) -> Response:
+        with self.lock:
+            self.faults.clear()
+        return _json({"pending": 0})
+
+    def _control_list_requests(self, _: Obj) -> Response:
+        with self.lock:
+            return _json({"data": list(self.requests)})
+
+    def _control_clear_requests(self, _: Obj) -> Response:
+        with self.lock:
+            self.requests.clear()
+        return _json({"data": []})
+
+    def _control_list_changes(self, _: Obj) -> Response:
+        with self.state.lock:
+            return _json({"data": list(self.state.changes)})
+
+    def _control_reset(self, _: Obj) -> Response:
+        self.reset()
+        return _json({"reset": True})
+
+    def _control_list_deliveries(self, _: Obj) -> Response:
+        attempts = [asdict(a) for a in self.webhooks.attempts()]
+        return _json({"data": attempts, **self.webhooks.status()})
+
+    def _control_hold(self, _: Obj) -> Response:
+        self.webhooks.hold()
+        return _json(self.webhooks.status())
+
+    def _control_release(self, spec: Obj) -> Response:
+        released = self.webhooks.release(
+            spec.get("order", "as_is"),
+            seed=spec.get("seed"),
+            duplicate=int(spec.get("duplicate", 0)),
+            delay_seconds=float(spec.get("delay_seconds", 0)),
+        )
+        return _json({"released": released})
+
+    def _control_wait_idle(self, spec: Obj) -> Response:
+        try:
+            self.webhooks.wait_idle(float(spec.get("timeout", 10)))
+        except TimeoutError as error:
+            return _json({"idle": False, "error": {"message": str(error)}}, status=504)
+        return _json({"idle": True})
+
+    def _control_configure(self, spec: Obj) -> Response:
+        self.webhooks.configure(
+            retry_schedule=spec.get("retry_schedule"), timeout_seconds=spec.get("timeout_seconds")
+        )
+        return _json(self.webhooks.status())
+
+    def _control_redeliver(self, spec: Obj, event_id: str) -> Response:
+        return _json({"queued": self.webhooks.redeliver(event_id, spec.get("endpoint"))})
 
     def _portal_page(self, token: str) -> Response:
         session = self.state.session_for_token(token)
@@ -289,8 +409,8 @@ class StandInApp:
         return Response(body, mimetype="text/html")
 
 
-def _json(payload: Obj) -> Response:
-    return Response(json.dumps(payload), mimetype="application/json")
+def _json(payload: Obj, status: int = 200) -> Response:
+    return Response(json.dumps(payload), status=status, mimetype="application/json")
 
 
 def _error(error: StripeApiError) -> Response:
@@ -303,17 +423,24 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class StripeStandIn:
-    """The stand-in served on loopback from a background thread.
+    """The stand-in served on loopback from a background thread, with its webhook sender.
 
     >>> standin = StripeStandIn().start()  # port 0: any free port
     >>> standin.url, standin.state  # doctest: +SKIP
+
+    The delivery controls of ``/_standin/`` are methods here too.
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, api_key: str = DEFAULT_API_KEY
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = DEFAULT_API_KEY,
+        retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
     ) -> None:
         self.state = StripeState()
-        self.app = StandInApp(self.state, api_key)
+        self.webhooks = Deliverer(self.state, retry_schedule=retry_schedule)
+        self.app = StandInApp(self.state, api_key, self.webhooks)
         self.api_key = api_key
         self._server = make_server(
             host, port, self.app, threaded=True, request_handler=_QuietHandler
@@ -324,14 +451,55 @@ class StripeStandIn:
 
     def start(self) -> StripeStandIn:
         self._thread.start()
+        self.webhooks.start()
         return self
 
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self.webhooks.stop()
 
     def __enter__(self) -> StripeStandIn:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+    def reset(self) -> None:
+        """Forget everything, as ``POST /_standin/reset``."""
+        self.app.reset()
+
+    def hold_deliveries(self) -> None:
+        """Park new webhook deliveries and retries until ``release_deliveries``."""
+        self.webhooks.hold()
+
+    def release_deliveries(
+        self,
+        order: Order = "as_is",
+        *,
+        seed: int | None = None,
+        duplicate: int = 0,
+        delay_seconds: float = 0.0,
+    ) -> int:
+        """Stop holding; send the held deliveries in ``order``, each with ``duplicate`` copies."""
+        return self.webhooks.release(
+            order, seed=seed, duplicate=duplicate, delay_seconds=delay_seconds
+        )
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Block until no delivery is queued or in flight; ``TimeoutError`` after ``timeout``."""
+        self.webhooks.wait_idle(timeout)
+
+    def deliveries(self) -> list[DeliveryAttempt]:
+        """Every delivery attempt since the last reset, in order."""
+        return self.webhooks.attempts()
+
+    def redeliver(self, event_id: str, endpoint_id: str | None = None) -> int:
+        """Send an event again (to one endpoint, or all that want it); returns how many."""
+        return self.webhooks.redeliver(event_id, endpoint_id)
+
+    def configure_deliveries(
+        self, *, retry_schedule: Sequence[float] | None = None, timeout_seconds: float | None = None
+    ) -> None:
+        """Seconds between retries and the per-request timeout, until the next reset."""
+        self.webhooks.configure(retry_schedule=retry_schedule, timeout_seconds=timeout_seconds)

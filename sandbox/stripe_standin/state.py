@@ -1,22 +1,38 @@
-"""The stand-in's Stripe account: objects, the rules Stripe applies, and a change log.
+"""The stand-in's Stripe account: objects, the rules Stripe applies, and its events.
 
 Only what the product uses is implemented, in the current API shapes (every
 object is built with ``shapes.shaped``). Each state change is appended to
 ``changes`` as ``{"seq", "type", "created", "object", "previous_attributes"}``
-with Stripe's event type names, ready to become webhook events.
+with Stripe's event type names, and becomes an ``event`` object (``evt_...``,
+API version ``API_VERSION``, ``data.object`` as it was at that moment,
+``data.previous_attributes`` on updates, ``request`` of the API call that caused
+it). Events are listed and retrieved like Stripe's (``/v1/events`` with
+``type``, ``types``, ``created`` and ``delivery_success``).
+
+Webhook endpoints are account objects too; their signing secrets are kept
+apart, since Stripe shows a secret only in the create response. For each new
+event, ``on_event(event_id, endpoint_ids)`` is told which enabled endpoints
+want it (``webhooks.Deliverer`` sends them); ``mark_delivered`` records a 2xx,
+which ``pending_webhooks`` and ``delivery_success`` reflect.
 """
 
 from __future__ import annotations
 
 import calendar
 import copy
+import json
+import operator
 import random
 import string
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sandbox.stripe_standin.shapes import example, shaped
 
@@ -46,6 +62,35 @@ CUSTOMER_UPDATE_FIELDS = {"address", "email", "name", "phone", "shipping", "tax_
 SUBSCRIPTION_UPDATE_FIELDS = {"price", "promotion_code", "quantity"}
 MANAGEABLE_STATUSES = {"active", "trialing", "past_due", "unpaid", "paused"}
 SESSION_URL_SECONDS = 300
+# The account's API version, which events carry: the one the product pins.
+API_VERSION = "2026-10-28.endive"
+_RANGE_OPERATORS: dict[str, Callable[[int, int], bool]] = {
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+# The API request being served on this thread: events name the request that caused them.
+_REQUEST: ContextVar[Obj | None] = ContextVar("stripe_standin_request", default=None)
+
+
+@contextmanager
+def api_request(request_id: str, idempotency_key: str | None) -> Iterator[None]:
+    """Attribute the events recorded inside the block to this API request."""
+    token = _REQUEST.set({"id": request_id, "idempotency_key": idempotency_key})
+    try:
+        yield
+    finally:
+        _REQUEST.reset(token)
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """What to POST for one event to one endpoint: ``body`` is signed with ``secret``."""
+
+    url: str
+    secret: str
+    body: str
 
 
 class StripeApiError(Exception):
@@ -136,6 +181,28 @@ def merge_metadata(current: Obj | None, update: Any) -> Obj:
     return merged
 
 
+def range_filter(spec: Any, param: str) -> Callable[[int], bool]:
+    """Stripe's range query: ``created=T`` or ``created[gt|gte|lt|lte]=T``."""
+    if spec is None:
+        return lambda _: True
+    if not isinstance(spec, dict):
+        exact = as_int(spec, param)
+        return lambda value: value == exact
+    bounds = []
+    for name, raw in spec.items():
+        if name not in _RANGE_OPERATORS:
+            raise StripeApiError(f"Invalid {param}[{name}].", param=f"{param}[{name}]")
+        bounds.append((_RANGE_OPERATORS[name], as_int(raw, f"{param}[{name}]")))
+    return lambda value: all(compare(value, bound) for compare, bound in bounds)
+
+
+def type_matches(pattern: str, event_type: str) -> bool:
+    """``customer.*`` matches every type under ``customer.``; ``*`` matches all."""
+    if pattern.endswith("*"):
+        return event_type.startswith(pattern[:-1])
+    return pattern == event_type
+
+
 def diff(before: Obj, after: Obj) -> Obj:
     """Stripe's ``previous_attributes``: old values of the top-level fields that changed."""
     return {k: before.get(k) for k in after if before.get(k) != after[k]}
@@ -148,6 +215,7 @@ class StripeState:
         self.base_url = base_url
         self.clock = clock
         self.lock = threading.RLock()
+        self.on_event: Callable[[str, list[str]], None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -159,6 +227,8 @@ class StripeState:
             self.declining_cards: set[str] = set()
             self.config_products: dict[str, list[Obj]] = {}
             self.invoice_counter: dict[str, int] = {}
+            self.webhook_secrets: dict[str, str] = {}
+            self.undelivered: dict[str, set[str]] = {}  # event id -> endpoints without a 2xx
             self._next_seq = 0
             self.default_configuration_id = self._seed_default_configuration()
 
@@ -184,6 +254,28 @@ class StripeState:
                 "previous_attributes": previous,
             }
         )
+        self._emit(event_type, obj, previous)
+
+    def _emit(self, event_type: str, obj: Obj, previous: Obj | None) -> None:
+        data: Obj = {"object": copy.deepcopy(obj)}
+        if previous is not None:
+            data["previous_attributes"] = copy.deepcopy(previous)
+        endpoints = self._endpoints_for(event_type)
+        event = shaped(
+            "event",
+            id=random_id("evt_"),
+            api_version=API_VERSION,
+            created=self.now(),
+            data=data,
+            livemode=False,
+            pending_webhooks=len(endpoints),
+            request=dict(_REQUEST.get() or {"id": None, "idempotency_key": None}),
+            type=event_type,
+        )
+        self._store(event)
+        self.undelivered[event["id"]] = set(endpoints)
+        if endpoints and self.on_event is not None:
+            self.on_event(event["id"], endpoints)
 
     def get(self, object_id: str, kind: str, *, param: str | None = None, status: int = 400) -> Obj:
         obj = self.objects.get(object_id)
@@ -1457,3 +1549,136 @@ class StripeState:
             if entry is None or entry["expires_at"] < self.now():
                 return None
             return self.objects[entry["session"]]
+
+    # --- events and webhook endpoints ------------------------------------------------------------
+
+    def list_events(self, params: Params) -> Obj:
+        with self.lock:
+            if "type" in params and "types" in params:
+                raise StripeApiError("You may pass either type or types, but not both.")
+            patterns = [params["type"]] if "type" in params else _as_list(params.get("types"))
+            created = range_filter(params.get("created"), "created")
+            success = params.get("delivery_success")
+            wanted = None if success is None else as_bool(success, "delivery_success")
+
+            def keep(event: Obj) -> bool:
+                delivered = not self.undelivered.get(event["id"])
+                return (
+                    (not patterns or any(type_matches(p, event["type"]) for p in patterns))
+                    and created(event["created"])
+                    and (wanted is None or delivered == wanted)
+                )
+
+            return self.page("event", params, "/v1/events", keep)
+
+    def _endpoints_for(self, event_type: str) -> list[str]:
+        """Enabled endpoints that want ``event_type``, oldest first."""
+        endpoints = [self.objects[i] for i in self.webhook_secrets]  # exactly the live ones
+        return [
+            e["id"]
+            for e in endpoints
+            if e["status"] == "enabled"
+            and ("*" in e["enabled_events"] or event_type in e["enabled_events"])
+        ]
+
+    def create_webhook_endpoint(self, params: Params) -> Obj:
+        with self.lock:
+            endpoint = shaped(
+                "webhook_endpoint",
+                id=random_id("we_"),
+                api_version=params.get("api_version") or None,
+                application=None,
+                created=self.now(),
+                description=params.get("description") or None,
+                enabled_events=_enabled_events(params.get("enabled_events")),
+                livemode=False,
+                metadata=merge_metadata({}, params.get("metadata")),
+                status="enabled",
+                url=_webhook_url(params.get("url")),
+            )
+            self._store(endpoint)
+            secret = self.webhook_secrets[endpoint["id"]] = random_id("whsec_", 32)
+            return {**endpoint, "secret": secret}  # only here, as Stripe shows it once
+
+    def update_webhook_endpoint(self, endpoint_id: str, params: Params) -> Obj:
+        with self.lock:
+            endpoint = self.get(endpoint_id, "webhook_endpoint", status=404)
+            update: Obj = {}  # validated in full before anything changes
+            if "url" in params:
+                update["url"] = _webhook_url(params["url"])
+            if "enabled_events" in params:
+                update["enabled_events"] = _enabled_events(params["enabled_events"])
+            if "description" in params:
+                update["description"] = params["description"] or None
+            if "metadata" in params:
+                update["metadata"] = merge_metadata(endpoint["metadata"], params["metadata"])
+            if "disabled" in params:
+                disabled = as_bool(params["disabled"], "disabled")
+                update["status"] = "disabled" if disabled else "enabled"
+            endpoint.update(update)
+            return endpoint
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> Obj:
+        with self.lock:
+            self.get(endpoint_id, "webhook_endpoint", status=404)
+            del self.objects[endpoint_id]
+            del self.webhook_secrets[endpoint_id]
+            return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
+
+    def list_webhook_endpoints(self, params: Params) -> Obj:
+        with self.lock:
+            return self.page("webhook_endpoint", params, "/v1/webhook_endpoints", lambda _: True)
+
+    def webhook_delivery(self, event_id: str, endpoint_id: str) -> WebhookDelivery | None:
+        """The request for one delivery; None once the endpoint is deleted or disabled."""
+        with self.lock:
+            endpoint = self.objects.get(endpoint_id)
+            event = self.objects.get(event_id)
+            if endpoint is None or event is None or endpoint["status"] != "enabled":
+                return None
+            payload = {**event, "api_version": endpoint["api_version"] or event["api_version"]}
+            return WebhookDelivery(
+                endpoint["url"], self.webhook_secrets[endpoint_id], json.dumps(payload, indent=2)
+            )
+
+    def mark_delivered(self, event_id: str, endpoint_id: str) -> None:
+        """``endpoint_id`` answered 2xx to ``event_id``."""
+        with self.lock:
+            pending = self.undelivered.get(event_id)
+            if pending is None or endpoint_id not in pending:
+                return
+            pending.discard(endpoint_id)
+            self.objects[event_id]["pending_webhooks"] = len(pending)
+
+    def redelivery_targets(self, event_id: str, endpoint_id: str | None) -> list[str]:
+        """Where a resend of ``event_id`` goes: ``endpoint_id``, or every endpoint that wants it."""
+        with self.lock:
+            event = self.get(event_id, "event", status=404)
+            if endpoint_id is None:
+                return self._endpoints_for(event["type"])
+            self.get(endpoint_id, "webhook_endpoint", param="endpoint", status=404)
+            return [endpoint_id]
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _webhook_url(value: Any) -> str:
+    if not value:
+        raise missing_param("url")
+    parts = urlsplit(str(value))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise StripeApiError(f"Invalid URL: {value}", param="url", code="url_invalid")
+    return str(value)
+
+
+def _enabled_events(value: Any) -> list[str]:
+    events = _as_list(value)
+    if not events:
+        raise missing_param("enabled_events")
+    if not all(isinstance(e, str) and e for e in events):
+        raise StripeApiError("Invalid enabled_events.", param="enabled_events")
+    return events
