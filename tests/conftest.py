@@ -16,9 +16,12 @@ from billing.settings import get_settings, get_snapshot_settings, get_webhook_se
 from billing.stripe_client import reset_stripe_client
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.support.aws import create_billing_table
+from tests.support.stripe_seed import Account, seed_account
 
 TABLE = "billing-test"
 SECRET_NAME = "billing-portal/stripe-secret-key"
+WEBHOOK_SECRET_NAME = "billing-portal/stripe-webhook-secret"
+WEBHOOK_SECRET = "whsec_primaryTestSecret0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +76,35 @@ def deployment(
     forget_cached_clients()
     yield env
     forget_cached_clients()
+
+
+@pytest.fixture
+def webhook_deployment(
+    deployment: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """The deployment plus the webhook function's signing secret."""
+    boto3.client("secretsmanager").create_secret(
+        Name=WEBHOOK_SECRET_NAME, SecretString=WEBHOOK_SECRET
+    )
+    monkeypatch.setenv("WEBHOOK_SECRET_NAME", WEBHOOK_SECRET_NAME)
+    forget_cached_clients()
+    return {**deployment, "WEBHOOK_SECRET_NAME": WEBHOOK_SECRET_NAME}
+
+
+@pytest.fixture
+def account(deployment: dict[str, Any], stripe_account: StripeStandIn) -> Account:
+    """A seeded Stripe account (catalog + portal configuration) behind the deployment."""
+    account = seed_account(stripe_account)
+    account.clear_requests_log()
+    return account
+
+
+@pytest.fixture
+def configured(account: Account, monkeypatch: pytest.MonkeyPatch) -> Account:
+    """The deployment pointed at the seeded portal configuration (as the custom resource will)."""
+    monkeypatch.setenv("PORTAL_CONFIGURATION_ID", account.configuration)
+    forget_cached_clients()
+    return account
 
 
 def forget_cached_clients() -> None:

@@ -1,0 +1,44 @@
+"""The portal-session function as a test drives it: sessions, links, subscribed users."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import boto3
+
+from billing.store import user_key
+from functions.portal_session.app import lambda_handler
+from tests.conftest import TABLE
+from tests.support.events import http_event
+from tests.support.lambda_context import HttpResult, invoke
+from tests.support.stripe_seed import Account
+
+STRIPE_ID = re.compile(r"\b(cus|sub|si|price|prod|pm|seti|bps|bpc|in|il|evt|req)_[A-Za-z0-9]{6,}")
+EVENT = "portal_session/post_portal_session"
+
+
+def post(body: Any, *, user: str | None = "user-0001", **kwargs: Any) -> HttpResult:
+    return invoke(lambda_handler, http_event(EVENT, body=body, user=user, **kwargs))
+
+
+def link_of(user_id: str) -> str | None:
+    item = boto3.client("dynamodb").get_item(
+        TableName=TABLE, Key={"pk": {"S": user_key(user_id)}, "sk": {"S": "LINK"}}
+    )
+    return item["Item"]["customer_id"]["S"] if "Item" in item else None
+
+
+def linked_user(account: Account, user_id: str) -> str:
+    """Give ``user_id`` a customer through the API itself (the plain portal session)."""
+    assert post({}, user=user_id).status == 200
+    customer = link_of(user_id)
+    assert customer is not None
+    return customer
+
+
+def subscribed_user(account: Account, user_id: str, lookup_key: str = "pro_monthly") -> Any:
+    """A linked user with a paid subscription; returns the subscription."""
+    subscription = account.subscribe(linked_user(account, user_id), lookup_key)
+    account.clear_requests_log()
+    return subscription

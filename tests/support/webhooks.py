@@ -1,0 +1,99 @@
+"""Signed webhook deliveries for the webhook function, as API Gateway would pass them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import boto3
+import stripe
+
+from functions.webhook.app import lambda_handler
+from tests.conftest import WEBHOOK_SECRET
+from tests.support.events import http_event
+from tests.support.lambda_context import HttpResult, invoke
+
+SAMPLE = "webhook/post_stripe_event"
+
+
+def delivery(
+    event: dict[str, Any] | str,
+    *,
+    secret: str = WEBHOOK_SECRET,
+    timestamp: int | None = None,
+    base64_body: bool = False,
+    signature: str | None = "sign",
+) -> dict[str, Any]:
+    """An HTTP API event carrying ``event`` (a Stripe event dict, or raw text), signed."""
+    body = event if isinstance(event, str) else json.dumps(event, separators=(",", ":"))
+    request = http_event(SAMPLE, raw_body=body)
+    if signature == "sign":
+        stamp = int(time.time()) if timestamp is None else timestamp
+        header = stripe.WebhookSignature.generate_signature_header(body, secret, stamp)
+        request["headers"]["stripe-signature"] = header
+    elif signature is None:
+        request["headers"].pop("stripe-signature", None)
+    else:
+        request["headers"]["stripe-signature"] = signature
+    if base64_body:
+        request["body"] = base64.b64encode(body.encode()).decode()
+        request["isBase64Encoded"] = True
+    return request
+
+
+def deliver(event: dict[str, Any] | str, **kwargs: Any) -> HttpResult:
+    """Deliver ``event`` to the webhook function in-process."""
+    return invoke(lambda_handler, delivery(event, **kwargs))
+
+
+def stripe_event(
+    event_type: str,
+    obj: dict[str, Any],
+    *,
+    created: int,
+    event_id: str,
+    previous: dict[str, Any] | None = None,
+    livemode: bool = False,
+) -> dict[str, Any]:
+    """An event envelope in Stripe's shape (as in ``events/webhook/post_stripe_event.json``)."""
+    data: dict[str, Any] = {"object": obj}
+    if previous is not None:
+        data["previous_attributes"] = previous
+    return {
+        "id": event_id,
+        "object": "event",
+        "api_version": "2026-10-28.endive",
+        "created": created,
+        "data": data,
+        "livemode": livemode,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
+
+
+def events_from_changes(
+    changes: list[dict[str, Any]], *, types: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Stripe event envelopes for the stand-in's recorded state changes, in order."""
+    return [
+        stripe_event(
+            change["type"],
+            change["object"],
+            created=change["created"],
+            event_id=f"evt_change{change['seq']:06d}",
+            previous=change["previous_attributes"],
+        )
+        for change in changes
+        if not types or change["type"].startswith(types)
+    ]
+
+
+def table_items(table: str) -> list[dict[str, Any]]:
+    """Every item of the table (moto), for asserting what was, or was not, written."""
+    items: list[dict[str, Any]] = []
+    for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table):
+        items.extend(page["Items"])
+    return items
