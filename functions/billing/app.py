@@ -35,13 +35,16 @@ CACHE_CONTROL = "private, no-cache"
     "/billing",
     summary="The signed-in user's billing snapshot",
     responses={
-        200: {"description": "The snapshot (free users get status none)"},
+        200: {
+            "description": "The snapshot (free users get status none)",
+            "content": {"application/json": {"model": BillingSnapshot}},
+        },
         304: {"description": "Unchanged since the ETag in If-None-Match"},
         401: error_doc("No signed-in user"),
         503: error_doc("Storage unavailable; retry after Retry-After seconds"),
     },
 )
-def get_billing() -> Response[BillingSnapshot]:
+def get_billing() -> Response[Any]:
     user = user_from_claims(app.current_event.request_context.authorizer.jwt_claim)
     settings = get_snapshot_settings()
     items = projection_store_for_table(settings.table_name).user_items(
@@ -61,7 +64,10 @@ def get_billing() -> Response[BillingSnapshot]:
     "/billing/invoices",
     summary="Older invoices of the signed-in user, after a snapshot's next_cursor",
     responses={
-        200: {"description": "One page of invoices"},
+        200: {
+            "description": "One page of invoices",
+            "content": {"application/json": {"model": InvoicePage}},
+        },
         304: {"description": "Unchanged since the ETag in If-None-Match"},
         400: error_doc("The cursor is not one this API issued"),
         401: error_doc("No signed-in user"),
@@ -70,7 +76,7 @@ def get_billing() -> Response[BillingSnapshot]:
 )
 def get_invoices(
     cursor: Annotated[str, Query(min_length=1, max_length=64)],
-) -> Response[InvoicePage]:
+) -> Response[Any]:
     user = user_from_claims(app.current_event.request_context.authorizer.jwt_claim)
     settings = get_snapshot_settings()
     items = projection_store_for_table(settings.table_name).invoice_page(
