@@ -137,9 +137,14 @@ def missing_param(param: str) -> StripeApiError:
     )
 
 
+# Own generator: test frameworks (hypothesis) reseed the global one, which
+# would hand out the same ids again.
+_ids = random.SystemRandom()
+
+
 def random_id(prefix: str, length: int = 24) -> str:
     alphabet = string.ascii_letters + string.digits
-    return prefix + "".join(random.choices(alphabet, k=length))
+    return prefix + "".join(_ids.choices(alphabet, k=length))
 
 
 def add_interval(start: int, interval: str, count: int) -> int:
@@ -348,7 +353,7 @@ class StripeState:
                 shipping=None,
                 discount=None,
                 currency=None,
-                invoice_prefix="".join(random.choices("0123456789ABCDEF", k=8)),
+                invoice_prefix="".join(_ids.choices("0123456789ABCDEF", k=8)),
                 invoice_settings={
                     "custom_fields": None,
                     "default_payment_method": None,

@@ -31,7 +31,8 @@ def link_of(user_id: str) -> str | None:
 
 def linked_user(account: Account, user_id: str) -> str:
     """Give ``user_id`` a customer through the API itself (the plain portal session)."""
-    assert post({}, user=user_id).status == 200
+    result = post({}, user=user_id)
+    assert result.status == 200, result.raw
     customer = link_of(user_id)
     assert customer is not None
     return customer
