@@ -60,7 +60,7 @@ def test_backfill_matches_the_webhook_projection_and_reruns_change_nothing(
     assert {user: snapshot(user) for user in expected} == expected
 
     before = table_items(TABLE)
-    rerun = lambda_handler({"replay": False}, LambdaContext())["counts"]
+    rerun = lambda_handler({"replay": False}, LambdaContext())["counts"]  # type: ignore[arg-type]
     assert set(rerun["subscription"]) <= {"applied", "stale"}
     assert {user: snapshot(user) for user in expected} == expected
     assert len(table_items(TABLE)) >= len(before)

@@ -292,9 +292,14 @@ def test_portal_sessions_read_the_subscription_from_the_projection(
     assert [r["path"] for r in live.requests_log()] == ["/v1/billing_portal/sessions"]
 
 
+def default_card(account: Account) -> str | None:
+    settings = account.customers_of("user-0001")[0].invoice_settings
+    return str(settings.default_payment_method) if settings else None
+
+
 def test_a_setup_intent_card_becomes_the_default(live: Account) -> None:
     subscription = subscribed_user(live, "user-0001")
-    first_card = live.customers_of("user-0001")[0].invoice_settings.default_payment_method
+    first_card = default_card(live)
     # The subscription has its own default too: it must follow.
     live.client.v1.subscriptions.update(
         subscription.id, params={"default_payment_method": str(first_card)}
@@ -304,8 +309,7 @@ def test_a_setup_intent_card_becomes_the_default(live: Account) -> None:
     intent_id = result.body["client_secret"].split("_secret_")[0]
     live.client.v1.setup_intents.confirm(intent_id, params={"payment_method": "pm_card_mastercard"})
     settle(live)
-    customer = live.customers_of("user-0001")[0]
-    default = customer.invoice_settings.default_payment_method
+    default = default_card(live)
     assert default is not None
     method = live.client.v1.payment_methods.retrieve(str(default))
     assert method.card is not None

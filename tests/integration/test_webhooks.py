@@ -66,7 +66,8 @@ def snapshot_item(user_id: str) -> dict[str, Any]:
 
 
 def subscription_slot(user_id: str, subscription_id: str) -> dict[str, Any]:
-    return snapshot_item(user_id)[f"subscription#{subscription_id}"]["M"]
+    slot: dict[str, Any] = snapshot_item(user_id)[f"subscription#{subscription_id}"]["M"]
+    return slot
 
 
 # --- signature ---------------------------------------------------------------------------
