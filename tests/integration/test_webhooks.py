@@ -349,3 +349,28 @@ def test_an_unknown_product_name_is_fetched_once(hooks: Account) -> None:
     assert hooks.requests_log() == []
     items = subscription_slot(user, subscription.id)["r"]["M"]["items"]["L"]
     assert items[0]["M"]["product_name"]["S"] == "Pro"
+
+
+def test_the_common_path_is_two_dynamodb_requests_and_no_stripe_call(hooks: Account) -> None:
+    user = "user-count"
+    subscription, (created, updated, _) = _subscription_history(hooks, user)
+    for event in events_from_changes(hooks.changes(), types=("product.", "price.")):
+        deliver(event)
+    assert deliver(created).body["outcome"] == "applied"
+    calls: list[str] = []
+    client = projection_store_for_table(TABLE).client
+    hook = lambda model, **_: calls.append(model.name)  # noqa: E731
+    client.meta.events.register("before-call.dynamodb", hook)
+    hooks.clear_requests_log()
+    try:
+        assert deliver(updated).body["outcome"] == "applied"
+        first = list(calls)
+        calls.clear()
+        assert deliver(updated).body["outcome"] == "duplicate"
+        again = list(calls)
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", hook)
+    assert first == ["BatchGetItem", "TransactWriteItems"]
+    assert again == ["BatchGetItem", "TransactWriteItems"]
+    assert hooks.requests_log() == []
+    assert subscription_slot(user, subscription.id)["e"]["S"] == updated["id"]
