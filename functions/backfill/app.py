@@ -13,14 +13,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from billing.backfill import Backfill
 from billing.projection_store import projection_store_for_table
-from billing.settings import WebhookSettings, get_backfill_settings
+from billing.settings import ProjectionSettings, get_backfill_settings
 from billing.stripe_client import get_stripe_client
 from billing.webhooks import WebhookProcessor
 
 logger = Logger()
 
 
-def run_backfill(settings: WebhookSettings, *, replay: bool = True) -> dict[str, Any]:
+def run_backfill(settings: ProjectionSettings, *, replay: bool = True) -> dict[str, Any]:
     client = get_stripe_client(settings)
     processor = WebhookProcessor(
         settings=settings,

@@ -24,6 +24,7 @@ from functions.billing.app import lambda_handler as billing_handler
 from functions.portal_session.app import lambda_handler as session_handler
 from functions.webhook.app import lambda_handler as webhook_handler
 from tests.conftest import TABLE, WEBHOOK_SECRET_NAME, forget_cached_clients
+from tests.support.aws import dynamodb_calls
 from tests.support.events import http_event
 from tests.support.lambda_context import HttpResult, LambdaContext, invoke
 from tests.support.portal import STRIPE_ID, linked_user, post, subscribed_user
@@ -39,17 +40,13 @@ class _Receiver(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         event = http_event("webhook/post_stripe_event", raw_body=body)
         event["headers"]["stripe-signature"] = self.headers["Stripe-Signature"]
-        response = webhook_handler(event, _context())
+        response = webhook_handler(event, LambdaContext())  # type: ignore[arg-type]
         self.send_response(response["statusCode"])
         self.end_headers()
         self.wfile.write((response.get("body") or "").encode())
 
     def log_message(self, *_: Any) -> None:
         pass
-
-
-def _context() -> Any:
-    return LambdaContext()
 
 
 @pytest.fixture
@@ -231,15 +228,9 @@ def test_no_identity_is_401(live: Account) -> None:
 def test_one_dynamodb_request_per_snapshot(live: Account) -> None:
     subscribed_user(live, "user-0001")
     settle(live)
-    calls: list[str] = []
-    client = projection_store_for_table(TABLE).client
-    hook = lambda model, **_: calls.append(model.name)  # noqa: E731
-    client.meta.events.register("before-call.dynamodb", hook)
-    try:
+    with dynamodb_calls(projection_store_for_table(TABLE).client) as calls:
         assert billing().status == 200
         assert billing("user-free").status == 200
-    finally:
-        client.meta.events.unregister("before-call.dynamodb", hook)
     assert calls == ["Query", "Query"]
 
 

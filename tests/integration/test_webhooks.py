@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 from billing.projection_store import projection_store_for_table
 from functions.webhook.app import lambda_handler
 from tests.conftest import TABLE, WEBHOOK_SECRET, WEBHOOK_SECRET_NAME, forget_cached_clients
+from tests.support.aws import dynamodb_calls
 from tests.support.events import http_event
 from tests.support.lambda_context import invoke
 from tests.support.portal import subscribed_user
@@ -357,19 +358,12 @@ def test_the_common_path_is_two_dynamodb_requests_and_no_stripe_call(hooks: Acco
     for event in events_from_changes(hooks.changes(), types=("product.", "price.")):
         deliver(event)
     assert deliver(created).body["outcome"] == "applied"
-    calls: list[str] = []
     client = projection_store_for_table(TABLE).client
-    hook = lambda model, **_: calls.append(model.name)  # noqa: E731
-    client.meta.events.register("before-call.dynamodb", hook)
     hooks.clear_requests_log()
-    try:
+    with dynamodb_calls(client) as first:
         assert deliver(updated).body["outcome"] == "applied"
-        first = list(calls)
-        calls.clear()
+    with dynamodb_calls(client) as again:
         assert deliver(updated).body["outcome"] == "duplicate"
-        again = list(calls)
-    finally:
-        client.meta.events.unregister("before-call.dynamodb", hook)
     assert first == ["BatchGetItem", "TransactWriteItems"]
     assert again == ["BatchGetItem", "TransactWriteItems"]
     assert hooks.requests_log() == []

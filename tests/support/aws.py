@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,3 +37,18 @@ def create_billing_table(name: str) -> None:
         TableName=name,
         TimeToLiveSpecification={"Enabled": ttl["Enabled"], "AttributeName": ttl["AttributeName"]},
     )
+
+
+@contextmanager
+def dynamodb_calls(client: Any) -> Iterator[list[str]]:
+    """The names of the DynamoDB operations ``client`` sends inside the block, in order."""
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    client.meta.events.register("before-call.dynamodb", record)
+    try:
+        yield calls
+    finally:
+        client.meta.events.unregister("before-call.dynamodb", record)

@@ -23,6 +23,7 @@ from billing.models import (
     PlanChange,
     PortalSessionRequest,
 )
+from billing.projection import price_record
 from billing.projection_store import ProjectionStore
 from billing.settings import Settings
 from billing.snapshot import CustomerState
@@ -149,17 +150,7 @@ class PortalService:
 
 
 def catalog_price_from_stripe(price: stripe.Price) -> CatalogPrice:
-    product = price.product
-    return CatalogPrice(
-        price_id=price.id,
-        lookup_key=price.lookup_key or "",
-        product_id=product if isinstance(product, str) else product.id,
-        active=price.active,
-        currency=price.currency,
-        unit_amount=price.unit_amount,
-        interval=price.recurring.interval if price.recurring else None,
-        interval_count=price.recurring.interval_count if price.recurring else None,
-    )
+    return price_record(price.to_dict()).catalog_price(price.id)
 
 
 def stripe_subscription_lookup(client: stripe.StripeClient) -> SubscriptionLookup:

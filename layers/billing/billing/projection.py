@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from billing.errors import MalformedBody
+from billing.models import CatalogPrice
 
 
 class Kind(StrEnum):
@@ -39,12 +40,11 @@ class Kind(StrEnum):
     PRODUCT = "product"
 
 
-# Event type prefix -> the kind of its data.object. Anything else is
-# acknowledged and ignored.
+# Event type prefix -> the kind of its data.object (customer and payment
+# method events are listed one by one below). Anything else is acknowledged
+# and ignored.
 _KIND_OF_TYPE: dict[str, Kind] = {
     "customer.subscription.": Kind.SUBSCRIPTION,
-    "customer.": Kind.CUSTOMER,
-    "payment_method.": Kind.PAYMENT_METHOD,
     "invoice.": Kind.INVOICE,
     "price.": Kind.PRICE,
     "product.": Kind.PRODUCT,
@@ -190,6 +190,19 @@ class PriceRecord(Record):
     interval: str | None = None
     interval_count: int | None = None
     deleted: bool = False
+
+    def catalog_price(self, price_id: str) -> CatalogPrice:
+        """This price as a catalog entry under its lookup key."""
+        return CatalogPrice(
+            price_id=price_id,
+            lookup_key=self.lookup_key or "",
+            product_id=self.product,
+            active=self.active,
+            currency=self.currency,
+            unit_amount=self.unit_amount,
+            interval=self.interval,
+            interval_count=self.interval_count,
+        )
 
 
 class ProductRecord(Record):

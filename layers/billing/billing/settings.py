@@ -96,22 +96,26 @@ class Settings(StripeSettings):
         return ReturnUrlPolicy.from_allowed(self.allowed_return_urls)
 
 
-class WebhookSettings(StripeSettings):
-    """The webhook function's settings."""
+class ProjectionSettings(StripeSettings):
+    """Functions that write the webhook projection: the webhook and the backfill."""
 
-    # Secrets Manager secret holding the endpoint's signing secret(s): one
-    # ``whsec_...`` value, or several separated by commas or whitespace while a
-    # secret is being rolled.
-    # Not needed by the backfill, which never verifies a signature.
-    webhook_secret_name: str = Field(default="", validation_alias="WEBHOOK_SECRET_NAME")
-    webhook_tolerance_seconds: int = Field(
-        default=300, ge=1, le=3600, validation_alias="WEBHOOK_TOLERANCE_SECONDS"
-    )
     # Events of the other mode (test events on a live deployment) are ignored.
     stripe_livemode: bool = Field(default=False, validation_alias="STRIPE_LIVEMODE")
     # Stripe retries for 3 days; the dedupe record must outlive that.
     event_retention_days: int = Field(
         default=7, ge=4, le=365, validation_alias="EVENT_RETENTION_DAYS"
+    )
+
+
+class WebhookSettings(ProjectionSettings):
+    """The webhook function's settings."""
+
+    # Secrets Manager secret holding the endpoint's signing secret(s): one
+    # ``whsec_...`` value, or several separated by commas or whitespace while a
+    # secret is being rolled.
+    webhook_secret_name: str = Field(validation_alias="WEBHOOK_SECRET_NAME", min_length=1)
+    webhook_tolerance_seconds: int = Field(
+        default=300, ge=1, le=3600, validation_alias="WEBHOOK_TOLERANCE_SECONDS"
     )
 
 
@@ -146,16 +150,13 @@ def get_settings() -> Settings:
 
 @cache
 def get_webhook_settings() -> WebhookSettings:
-    settings = WebhookSettings()
-    if not settings.webhook_secret_name:
-        raise ValueError("WEBHOOK_SECRET_NAME must name the webhook signing secret.")
-    return settings
+    return WebhookSettings()
 
 
 @cache
-def get_backfill_settings() -> WebhookSettings:
+def get_backfill_settings() -> ProjectionSettings:
     """The backfill writes like the webhook but needs no signing secret."""
-    return WebhookSettings()
+    return ProjectionSettings()
 
 
 @cache

@@ -182,8 +182,8 @@ class CustomerState:
             current_subscription(sid, s) for sid, s in self.subscriptions.items()
         )
 
-    def primary(self) -> tuple[str, SubscriptionRecord] | None:
-        current = self.current()
+    def primary(self, current: CurrentSubscription | None) -> tuple[str, SubscriptionRecord] | None:
+        """``current`` if there is one, else the newest subscription that has not ended."""
         if current is not None:
             return current.id, self.subscriptions[current.id]
         open_ones = [
@@ -222,7 +222,8 @@ def compose(
     """The snapshot of one user from the items of one read."""
     customer_id = items.link.get("customer_id") if items.link else None
     state = CustomerState(items.snapshot, customer_id)
-    primary = state.primary()
+    current = state.current()
+    primary = state.primary(current)
     primary_view = _subscription_view(primary[1], primary=True) if primary else None
     invoices, invoice_versions = invoice_page(items, page_size)
     versions = state.versions + invoice_versions
@@ -235,7 +236,7 @@ def compose(
         trial_ends_at=primary_view.trial_ends_at if primary_view else None,
         payment_method=_payment_method(state, primary, expiry_warning_days, now),
         invoices=invoices,
-        actions=_actions(state, portal_flows),
+        actions=_actions(current, portal_flows),
         subscriptions=sorted(
             (
                 _subscription_view(s, primary=primary is not None and sid == primary[0])
@@ -353,19 +354,15 @@ def _expires_within(method: PaymentMethodRecord, days: int, now: float) -> bool:
     return end.timestamp() < now + days * 86400
 
 
-def _actions(state: CustomerState, portal_flows: Iterable[str]) -> Actions:
+def _actions(current: CurrentSubscription | None, portal_flows: Iterable[str]) -> Actions:
     offered = set(portal_flows)
-    current = state.current()
-    manageable = current is not None
+    cancellable = current is not None and not current.is_cancelling
     single_item = current is not None and len(current.items) == 1
-    change = manageable and single_item and FlowKind.SUBSCRIPTION_UPDATE in offered
+    change = single_item and FlowKind.SUBSCRIPTION_UPDATE in offered
     return Actions(
         portal=True,
         payment_method_update=FlowKind.PAYMENT_METHOD_UPDATE in offered,
-        subscription_cancel=manageable
-        and current is not None
-        and not current.is_cancelling
-        and FlowKind.SUBSCRIPTION_CANCEL in offered,
+        subscription_cancel=cancellable and FlowKind.SUBSCRIPTION_CANCEL in offered,
         subscription_update=change,
         subscription_update_confirm=change,
     )

@@ -20,13 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import stripe
 from aws_lambda_powertools import Logger
 
 from billing.errors import InvalidSignature, StorageBusy
-from billing.models import CatalogPrice
 from billing.projection import (
     SETUP_INTENT_SUCCEEDED,
     Change,
@@ -35,6 +34,8 @@ from billing.projection import (
     change_for,
     change_from_object,
     is_handled,
+    price_record,
+    product_record,
 )
 from billing.projection_store import (
     PRODUCT,
@@ -49,12 +50,9 @@ from billing.projection_store import (
     record_fields,
     slot_attribute,
 )
-from billing.settings import WebhookSettings
+from billing.settings import ProjectionSettings
 from billing.store import PRICE, price_key, price_to_fields, user_key
 from billing.stripe_client import STRIPE_API_VERSION, idempotency_key, stripe_errors
-
-if TYPE_CHECKING:
-    from billing.projection import Record
 
 logger = Logger(child=True)
 
@@ -107,7 +105,7 @@ def parse_secrets(value: str) -> tuple[str, ...]:
 class WebhookProcessor:
     """Applies verified events to the projection."""
 
-    settings: WebhookSettings
+    settings: ProjectionSettings
     store: ProjectionStore
     # Built only when Stripe must be called (the uncommon paths).
     stripe_client: Callable[[], stripe.StripeClient]
@@ -206,11 +204,10 @@ class WebhookProcessor:
         names: dict[str, str],
         allow_equal: bool,
     ) -> list[Write]:
-        record = change.record(self.settings.customer_user_metadata_key, names)
         slot = self._main_slot(change, user_id)
         if change.kind is Kind.PRICE:
-            return self._price_writes(event, change, record, allow_equal)
-        fields = record_fields(record)
+            return self._price_writes(event, change, slot, allow_equal)
+        fields = record_fields(change.record(self.settings.customer_user_metadata_key, names))
         if change.kind is Kind.INVOICE:
             fields = {"r": fields}
         return [Write(slot, event.created, event.id, fields, allow_equal)]
@@ -230,7 +227,7 @@ class WebhookProcessor:
                 return Slot(product_key(change.object_id), PRODUCT)
 
     def _price_writes(
-        self, event: StripeEvent, change: Change, record: Record, allow_equal: bool
+        self, event: StripeEvent, change: Change, slot: Slot, allow_equal: bool
     ) -> list[Write]:
         previous = (event.data.previous_attributes or {}).get("lookup_key")
         current = change.object.get("lookup_key")
@@ -240,17 +237,7 @@ class WebhookProcessor:
             self.store.release_lookup_key(previous, change.object_id, event.created)
         if not current:
             return []
-        price = CatalogPrice(
-            price_id=change.object_id,
-            lookup_key=current,
-            product_id=getattr(record, "product", ""),
-            active=getattr(record, "active", False),
-            currency=getattr(record, "currency", ""),
-            unit_amount=getattr(record, "unit_amount", None),
-            interval=getattr(record, "interval", None),
-            interval_count=getattr(record, "interval_count", None),
-        )
-        slot = Slot(price_key(current), PRICE)
+        price = price_record(change.object, deleted=change.deleted).catalog_price(change.object_id)
         return [Write(slot, event.created, event.id, price_to_fields(price), allow_equal)]
 
     def _record_only(self, event: StripeEvent, outcome: Outcome) -> Outcome:
@@ -286,7 +273,7 @@ class WebhookProcessor:
                 product = client.v1.products.retrieve(product_id).to_dict()
             names[product_id] = product.get("name") or ""
             version = int(product.get("updated") or product.get("created") or 0)
-            fields = record_fields(change_from_object(Kind.PRODUCT, product).record("", {}))
+            fields = record_fields(product_record(product))
             writes.append(Write(Slot(product_key(product_id), PRODUCT), version, event.id, fields))
         return writes
 
