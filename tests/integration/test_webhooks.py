@@ -209,6 +209,37 @@ def test_an_expired_dedupe_record_does_not_block_but_the_version_rule_holds(
     assert subscription_slot(user, subscription.id)["r"] == slot["r"]
 
 
+@pytest.fixture
+def serialized_moto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto's DynamoDB serialize requests, as DynamoDB does for conflicting writes.
+
+    moto undoes a failed transaction by restoring a copy of the whole table,
+    which would also undo another thread's committed write: a moto artefact,
+    not DynamoDB behaviour. One lock around its operations removes it; the
+    threads still race to commit, which is what the test is about.
+    """
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415
+
+    lock = threading.RLock()
+    for name in (
+        "transact_write_items",
+        "put_item",
+        "update_item",
+        "delete_item",
+        "get_item",
+        "batch_get_item",
+        "query",
+    ):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, locked)
+
+
+@pytest.mark.usefixtures("serialized_moto")
 def test_concurrent_deliveries_of_one_event_have_one_effect(hooks: Account) -> None:
     user = "user-concurrent"
     subscription = subscribed_user(hooks, user)
