@@ -12,7 +12,12 @@ from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from billing.projection_store import projection_store_for_table
-from billing.settings import get_settings, get_snapshot_settings, get_webhook_settings
+from billing.settings import (
+    get_provisioning_settings,
+    get_settings,
+    get_snapshot_settings,
+    get_webhook_settings,
+)
 from billing.stripe_client import reset_stripe_client
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.support.aws import create_billing_table
@@ -112,6 +117,7 @@ def forget_cached_clients() -> None:
     get_settings.cache_clear()
     get_webhook_settings.cache_clear()
     get_snapshot_settings.cache_clear()
+    get_provisioning_settings.cache_clear()
     projection_store_for_table.cache_clear()
     reset_stripe_client()
     parameters.clear_caches()

@@ -90,6 +90,39 @@ class StripeEvent(BaseModel):
         return self.data.object
 
 
+# What the webhook endpoint subscribes to (Custom::StripeWebhookEndpoint):
+# every type the projection folds in, and nothing else, so Stripe sends no
+# event that would only be acknowledged and dropped.
+HANDLED_EVENT_TYPES: tuple[str, ...] = (
+    *sorted(_CUSTOMER_TYPES),
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "customer.subscription.pending_update_applied",
+    "customer.subscription.pending_update_expired",
+    "customer.subscription.trial_will_end",
+    "invoice.created",
+    "invoice.deleted",
+    "invoice.finalized",
+    "invoice.marked_uncollectible",
+    "invoice.paid",
+    "invoice.payment_failed",
+    "invoice.payment_succeeded",
+    "invoice.updated",
+    "invoice.voided",
+    *sorted(_PAYMENT_METHOD_TYPES),
+    "price.created",
+    "price.deleted",
+    "price.updated",
+    "product.created",
+    "product.deleted",
+    "product.updated",
+    SETUP_INTENT_SUCCEEDED,
+)
+
+
 def kind_of(event_type: str) -> Kind | None:
     """The projected kind an event type updates, or None for types left alone."""
     if event_type.startswith("customer.") and not event_type.startswith("customer.subscription."):

@@ -119,6 +119,16 @@ class WebhookSettings(ProjectionSettings):
     )
 
 
+class ProvisioningSettings(StripeSettings):
+    """The deploy-time custom resources' settings."""
+
+    # CloudFormation is answered FAILED this long before the Lambda deadline,
+    # leaving time for the answer's PUT and its retries.
+    answer_margin_seconds: float = Field(
+        default=5.0, gt=0, le=60, validation_alias="ANSWER_MARGIN_SECONDS"
+    )
+
+
 class SnapshotSettings(TableSettings):
     """The billing-snapshot function's settings (it never talks to Stripe)."""
 
@@ -162,3 +172,8 @@ def get_backfill_settings() -> ProjectionSettings:
 @cache
 def get_snapshot_settings() -> SnapshotSettings:
     return SnapshotSettings()
+
+
+@cache
+def get_provisioning_settings() -> ProvisioningSettings:
+    return ProvisioningSettings()

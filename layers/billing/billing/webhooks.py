@@ -16,6 +16,7 @@ Anything that fails raises, so the handler answers 5xx and Stripe retries.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -97,8 +98,17 @@ def verify_signature(
 
 
 def parse_secrets(value: str) -> tuple[str, ...]:
-    """The signing secrets in a Secrets Manager value: separated by commas or whitespace."""
-    return tuple(part for part in value.replace(",", " ").split() if part)
+    """The signing secrets in a Secrets Manager value: separated by commas or whitespace.
+
+    An entry may name its endpoint (``we_123=whsec_...``), as the webhook-endpoint
+    custom resource writes them so that it can drop a deleted endpoint's secret.
+    """
+    return tuple(
+        _ENDPOINT_PREFIX.sub("", part, count=1) for part in value.replace(",", " ").split() if part
+    )
+
+
+_ENDPOINT_PREFIX = re.compile(r"^we_[A-Za-z0-9]+=")
 
 
 @dataclass

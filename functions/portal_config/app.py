@@ -1,0 +1,40 @@
+"""Custom::PortalConfiguration: the Stripe billing-portal configuration, on every deploy.
+
+The properties in ``template.yaml`` state the whole configuration
+(``billing.portal_config``); this function creates, updates or deactivates it
+(``billing.provisioning``) and answers CloudFormation exactly once
+(``billing.custom_resource``), even when initialisation below fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from billing.custom_resource import ResourceHandler, Status, answer_request
+
+logger = Logger()
+
+resource: ResourceHandler | None = None
+init_error: Exception | None = None
+margin_seconds = 5.0
+try:
+    from billing.provisioning import PortalConfigurationResource
+    from billing.settings import get_provisioning_settings
+    from billing.stripe_client import get_stripe_client
+
+    settings = get_provisioning_settings()
+    margin_seconds = settings.answer_margin_seconds
+    resource = PortalConfigurationResource(lambda: get_stripe_client(settings))
+except Exception as error:  # answered FAILED on the first request, not left hanging
+    logger.exception("Initialisation failed")
+    init_error = error
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Status:
+    return answer_request(
+        event, context, resource, init_error=init_error, margin_seconds=margin_seconds
+    )
