@@ -9,10 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,41 +20,27 @@ import pytest
 from billing.projection_store import projection_store_for_table
 from functions.billing.app import lambda_handler as billing_handler
 from functions.portal_session.app import lambda_handler as session_handler
-from functions.webhook.app import lambda_handler as webhook_handler
 from tests.conftest import TABLE, WEBHOOK_SECRET_NAME, forget_cached_clients
 from tests.support.aws import dynamodb_calls
 from tests.support.events import http_event
-from tests.support.lambda_context import HttpResult, LambdaContext, invoke
+from tests.support.lambda_context import HttpResult, invoke
 from tests.support.portal import STRIPE_ID, linked_user, post, subscribed_user
 from tests.support.stripe_seed import Account
+from tests.support.webhooks import webhook_route
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    """Turns the stand-in's delivery into an API Gateway event for the webhook function."""
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
-        event = http_event("webhook/post_stripe_event", raw_body=body)
-        event["headers"]["stripe-signature"] = self.headers["Stripe-Signature"]
-        response = webhook_handler(event, LambdaContext())  # type: ignore[arg-type]
-        self.send_response(response["statusCode"])
-        self.end_headers()
-        self.wfile.write((response.get("body") or "").encode())
-
-    def log_message(self, *_: Any) -> None:
-        pass
 
 
 @pytest.fixture
 def live(webhook_deployment: dict[str, Any], account: Account) -> Iterator[Account]:
     """The seeded account with a webhook endpoint delivering to the webhook function."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    with webhook_route() as url:
+        yield from _live(account, url)
+
+
+def _live(account: Account, url: str) -> Iterator[Account]:
     endpoint = account.client.v1.webhook_endpoints.create(
-        params={"url": f"http://127.0.0.1:{server.server_port}/", "enabled_events": ["*"]}
+        params={"url": url, "enabled_events": ["*"]}
     )
     boto3.client("secretsmanager").put_secret_value(
         SecretId=WEBHOOK_SECRET_NAME, SecretString=endpoint.secret or ""
@@ -68,7 +52,6 @@ def live(webhook_deployment: dict[str, Any], account: Account) -> Iterator[Accou
         account.standin.redeliver(event.id)
     account.standin.wait_idle()
     yield account
-    server.shutdown()
 
 
 def billing(user: str = "user-0001", **headers: str) -> HttpResult:

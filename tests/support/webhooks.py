@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -13,7 +17,7 @@ import stripe
 from functions.webhook.app import lambda_handler
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.events import http_event
-from tests.support.lambda_context import HttpResult, invoke
+from tests.support.lambda_context import HttpResult, LambdaContext, invoke
 
 SAMPLE = "webhook/post_stripe_event"
 
@@ -97,3 +101,30 @@ def table_items(table: str) -> list[dict[str, Any]]:
     for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=table):
         items.extend(page["Items"])
     return items
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """Turns the stand-in's delivery into an API Gateway event for the webhook function."""
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        event = http_event(SAMPLE, raw_body=body)
+        event["headers"]["stripe-signature"] = self.headers["Stripe-Signature"]
+        response = lambda_handler(event, LambdaContext())  # type: ignore[arg-type]
+        self.send_response(response["statusCode"])
+        self.end_headers()
+        self.wfile.write((response.get("body") or "").encode())
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@contextmanager
+def webhook_route() -> Iterator[str]:
+    """A loopback URL standing for ``POST /webhooks/stripe``: the webhook function, in-process."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/webhooks/stripe"
+    finally:
+        server.shutdown()
