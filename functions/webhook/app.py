@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -18,7 +19,12 @@ from billing.projection import StripeEvent
 from billing.projection_store import projection_store_for_table
 from billing.settings import WebhookSettings, get_webhook_settings
 from billing.stripe_client import get_stripe_client
-from billing.webhooks import WebhookProcessor, parse_secrets, verify_signature
+from billing.webhooks import (
+    SIGNATURE_MISMATCH,
+    WebhookProcessor,
+    parse_secrets,
+    verify_signature,
+)
 
 logger = Logger()
 app = APIGatewayHttpResolver()
@@ -40,9 +46,7 @@ def receive_event() -> Response[Any]:
     payload = raw_body(app.current_event.raw_event)
     header = app.current_event.headers.get("stripe-signature")
     try:
-        verify_signature(
-            payload, header, signing_secrets(settings), tolerance=settings.webhook_tolerance_seconds
-        )
+        verify(payload, header, settings)
     except InvalidSignature as error:
         # The reason only: never the header, the body or a secret.
         logger.warning("Webhook rejected", extra={"reason": error.message})
@@ -70,9 +74,45 @@ def raw_body(event: dict[str, Any]) -> bytes:
     return body.encode("utf-8")
 
 
-def signing_secrets(settings: WebhookSettings) -> tuple[str, ...]:
+def verify(payload: bytes, header: str | None, settings: WebhookSettings) -> None:
+    """Check the signature against the cached secrets, then once against fresh ones.
+
+    Right after a secret rotation the new endpoint signs with a secret this warm
+    container has not read yet; re-reading it (at most every
+    ``SECRET_REFRESH_SECONDS``, so forged requests cannot flood Secrets Manager)
+    accepts those deliveries at once instead of on Stripe's next retry.
+    """
+    tolerance = settings.webhook_tolerance_seconds
+    cached = signing_secrets(settings)
+    try:
+        verify_signature(payload, header, cached, tolerance=tolerance)
+    except InvalidSignature as error:
+        if error.message != SIGNATURE_MISMATCH or not _refresh_allowed():
+            raise
+        fresh = signing_secrets(settings, force_fetch=True)
+        if fresh == cached:
+            raise
+        verify_signature(payload, header, fresh, tolerance=tolerance)
+
+
+SECRET_REFRESH_SECONDS = 30.0
+_last_refresh = 0.0
+
+
+def _refresh_allowed() -> bool:
+    global _last_refresh  # noqa: PLW0603 - one refresh budget per warm container
+    now = time.monotonic()
+    if now - _last_refresh < SECRET_REFRESH_SECONDS:
+        return False
+    _last_refresh = now
+    return True
+
+
+def signing_secrets(settings: WebhookSettings, *, force_fetch: bool = False) -> tuple[str, ...]:
     value = parameters.get_secret(
-        settings.webhook_secret_name, max_age=settings.secret_cache_seconds
+        settings.webhook_secret_name,
+        max_age=settings.secret_cache_seconds,
+        force_fetch=force_fetch,
     )
     return parse_secrets(value if isinstance(value, str) else "")
 

@@ -19,6 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from billing.projection_store import projection_store_for_table
+from functions.webhook import app as webhook_app
 from functions.webhook.app import lambda_handler
 from tests.conftest import TABLE, WEBHOOK_SECRET, WEBHOOK_SECRET_NAME, forget_cached_clients
 from tests.support.aws import dynamodb_calls
@@ -148,6 +149,25 @@ def test_rotated_secrets_are_all_accepted(hooks: Account) -> None:
         == 200
     )
     assert deliver(product_event(hooks, event_id="evt_x"), secret="whsec_retired").status == 400
+
+
+def test_a_secret_rolled_while_cached_is_read_again_on_the_first_mismatch(
+    hooks: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhook_app, "_last_refresh", 0.0)
+    assert deliver(product_event(hooks, event_id="evt_before")).status == 200  # now cached
+    secrets = boto3.client("secretsmanager")
+    secrets.put_secret_value(
+        SecretId=WEBHOOK_SECRET_NAME, SecretString=f"whsec_rolledWhileCached1, {WEBHOOK_SECRET}"
+    )
+
+    rolled = deliver(product_event(hooks, event_id="evt_after"), secret="whsec_rolledWhileCached1")
+
+    assert rolled.status == 200, rolled.raw
+    # One re-read per 30 s: forged signatures cannot turn into a Secrets Manager flood.
+    secrets.put_secret_value(SecretId=WEBHOOK_SECRET_NAME, SecretString="whsec_rolledAgain22")
+    again = deliver(product_event(hooks, event_id="evt_again"), secret="whsec_rolledAgain22")
+    assert again.status == 400
 
 
 def test_a_signed_body_that_is_not_an_event_is_400(hooks: Account) -> None:

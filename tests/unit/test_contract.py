@@ -57,7 +57,9 @@ def test_table_is_on_demand_encrypted_recoverable_with_ttl() -> None:
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert table["DeletionPolicy"] == "Retain"
+    # Kept on stack delete and replacement; only an aborted first create removes it.
+    assert table["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert table["UpdateReplacePolicy"] == "Retain"
 
 
 def test_functions_are_python313_on_arm64_with_the_layer() -> None:
@@ -70,3 +72,21 @@ def test_functions_are_python313_on_arm64_with_the_layer() -> None:
     for resource in resources.values():
         if resource["Type"] == "AWS::Serverless::Function":
             assert {"Ref": "BillingLayer"} in resource["Properties"]["Layers"]
+
+
+def test_the_webhook_endpoint_is_registered_on_the_pinned_api_version() -> None:
+    endpoint = template()["Resources"]["StripeWebhookEndpoint"]["Properties"]
+    assert endpoint["ApiVersion"] == STRIPE_API_VERSION
+
+
+def test_custom_resources_bound_a_lost_answer_and_are_never_retried_by_lambda() -> None:
+    resources = template()["Resources"]
+    for name, function in (
+        ("PortalConfiguration", "PortalConfigFunction"),
+        ("StripeWebhookEndpoint", "WebhookEndpointFunction"),
+    ):
+        assert int(resources[name]["Properties"]["ServiceTimeout"]) <= 300
+        props = resources[function]["Properties"]
+        assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+        # The timer answers 5 s before the deadline, well within ServiceTimeout.
+        assert int(props["Timeout"]) < int(resources[name]["Properties"]["ServiceTimeout"])

@@ -30,8 +30,10 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_pascal
 
-# CloudFormation's own keys in a custom resource's properties.
-_CLOUDFORMATION_KEYS = frozenset({"ServiceToken", "ServiceTimeout"})
+# Keys in the properties that are not part of the configuration: CloudFormation's
+# own, and the Stripe account and mode, there so that changing them re-runs the
+# resource (a different account needs a new configuration).
+_NOT_CONFIGURATION = frozenset({"ServiceToken", "ServiceTimeout", "StripeSecretName", "StripeMode"})
 MAX_PRODUCTS = 10
 HEADLINE_MAX = 60
 
@@ -240,7 +242,7 @@ class PortalConfigurationSpec(_Spec):
 
 def parse_portal_configuration(properties: Mapping[str, Any]) -> PortalConfigurationSpec:
     """The validated spec, or :class:`ConfigurationInvalid` naming each broken field and rule."""
-    declared = {k: v for k, v in properties.items() if k not in _CLOUDFORMATION_KEYS}
+    declared = {k: v for k, v in properties.items() if k not in _NOT_CONFIGURATION}
     try:
         return PortalConfigurationSpec.model_validate(declared)
     except ValidationError as error:

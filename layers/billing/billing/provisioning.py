@@ -31,7 +31,14 @@ import stripe
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import CloudFormationCustomResourceEvent
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_pascal
 
 from billing.custom_resource import Provisioned, ResourceFailed
@@ -102,7 +109,7 @@ class PortalConfigurationResource:
     def create(self, request: CloudFormationCustomResourceEvent) -> Provisioned:
         spec = _portal_spec(request.resource_properties)
         client = self._stripe_client()
-        params = stripe_params(spec, self._prices(client, spec))
+        params = _portal_params(spec, self._prices(client, spec))
         with stripe_step("create the portal configuration"):
             config = client.v1.billing_portal.configurations.create(
                 params,  # type: ignore[arg-type]  # plain dicts; the stand-in tests check them
@@ -118,7 +125,7 @@ class PortalConfigurationResource:
             return self.create(request)
         client = self._stripe_client()
         previous_metadata = request.old_resource_properties.get("Metadata")
-        params = stripe_params(
+        params = _portal_params(
             spec,
             self._prices(client, spec),
             previous_metadata_keys=previous_metadata if isinstance(previous_metadata, dict) else (),
@@ -188,6 +195,15 @@ def _portal_spec(properties: dict[str, Any]) -> PortalConfigurationSpec:
         raise ResourceFailed(str(error)) from None
 
 
+def _portal_params(
+    spec: PortalConfigurationSpec, prices: dict[str, PriceFound], **options: Any
+) -> dict[str, Any]:
+    try:
+        return stripe_params(spec, prices, **options)
+    except ConfigurationInvalid as error:  # rules that need the resolved prices
+        raise ResourceFailed(str(error)) from None
+
+
 def _portal_outcome(
     config: stripe.billing_portal.Configuration, spec: PortalConfigurationSpec
 ) -> Provisioned:
@@ -229,6 +245,18 @@ class WebhookEndpointSpec(BaseModel):
     description: str = Field(default="", max_length=5000)
     # Change it (any new value) to register a new endpoint with a new signing secret.
     secret_rotation: str = ""
+    # Written in the template so that upgrading the pinned version changes a
+    # property, which re-runs the resource; it must equal the code's version.
+    api_version: str = STRIPE_API_VERSION
+
+    @model_validator(mode="after")
+    def _version_is_the_pinned_one(self) -> WebhookEndpointSpec:
+        if self.api_version != STRIPE_API_VERSION:
+            raise ValueError(
+                f"ApiVersion {self.api_version} is not the version the code is pinned to; "
+                f"set it to {STRIPE_API_VERSION}"
+            )
+        return self
 
 
 def _endpoint_spec(properties: dict[str, Any]) -> WebhookEndpointSpec:

@@ -71,6 +71,9 @@ class Outcome(StrEnum):
     UNLINKED = "unlinked"  # a customer of no user of this product
 
 
+SIGNATURE_MISMATCH = "Signature mismatch."
+
+
 def verify_signature(
     payload: bytes, header: str | None, secrets: Sequence[str], *, tolerance: int
 ) -> None:
@@ -89,7 +92,7 @@ def verify_signature(
             # Stripe checks the signature before the timestamp, so this is a
             # genuine but old delivery (or a replay).
             stale = str(error).startswith("Timestamp outside")
-            reason = "Timestamp outside the tolerance." if stale else "Signature mismatch."
+            reason = "Timestamp outside the tolerance." if stale else SIGNATURE_MISMATCH
             if stale:
                 break
             continue
