@@ -377,3 +377,19 @@ def test_the_template_configuration_is_valid_and_names_the_flows_the_snapshot_of
     spec = parse_portal_configuration(props)
 
     assert spec.offered_flows() == ("payment_method_update", "subscription_cancel")
+
+
+def test_an_enabled_login_page_hands_out_its_url(
+    function: ModuleType, receiver: ResponseReceiver, account: Account
+) -> None:
+    props = {**properties(), "LoginPage": {"Enabled": "true"}}
+
+    answer = create(function, receiver, ResourceProperties=props)
+
+    assert answer["Status"] == "SUCCESS", answer["Reason"]
+    login_url = answer["Data"]["LoginPageUrl"]
+    assert login_url.startswith("http")
+    assert stripe_config(account, answer["PhysicalResourceId"])["login_page"] == {
+        "enabled": True,
+        "url": login_url,
+    }
