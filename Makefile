@@ -17,7 +17,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 .PHONY: help venv dev test lint format typecheck unit build bench deploy openapi backfill clean
 
 help:
-	@echo "make dev      run the whole product offline (arrives with issue 5)"
+	@echo "make dev      run the whole product offline on http://127.0.0.1:3000 (PORT=...)"
 	@echo "make test     lint, type-check, cfn-lint and all tests"
 	@echo "make lint     ruff, mypy --strict, cfn-lint only"
 	@echo "make build    sam build (no Docker needed)"
@@ -68,11 +68,11 @@ else
 	python -m tools.backfill
 endif
 
+# The whole product offline: moto, the Stripe stand-in, the functions behind a
+# local API gateway on :$(PORT) and the demo page. Ctrl-C stops all of it.
+PORT ?= 3000
 dev: venv
-	@echo "make dev arrives with issue 5: it will start the local Stripe stand-in, moto," >&2
-	@echo "the handlers behind a local API gateway on :3000 and a demo billing page." >&2
-	@echo "Today: python -m sandbox.stripe_standin runs the Stripe stand-in alone." >&2
-	@exit 2
+	python -m sandbox.dev --port $(PORT)
 
 bench: venv
 	@echo "make bench arrives with issue 6 (cold starts, requests per operation, throughput)." >&2

@@ -1,0 +1,241 @@
+"""Just enough CloudFormation to run ``template.yaml``'s custom resources and functions locally.
+
+:class:`LocalStack` resolves intrinsic functions (``Ref``, ``Fn::Sub``,
+``Fn::GetAtt``, ``Fn::If``, ``Fn::Join``, conditions) against parameter values
+and the local stand-ins of resources, and :func:`run_custom_resource` calls a
+custom-resource function exactly as CloudFormation does: an event naming a
+pre-signed response URL (here a one-shot loopback server), then waiting for the
+single answer PUT there.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import decode
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    loaded, problems = decode(str(path))
+    if loaded is None:
+        raise RuntimeError(f"{path} does not parse: {problems}")
+    return dict(loaded)
+
+
+@dataclass
+class LocalStack:
+    """Parameter values, plus what each resource's ``Ref`` and attributes are locally."""
+
+    template: dict[str, Any]
+    stack_name: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        declared = self.template.get("Parameters", {})
+        values: dict[str, Any] = {}
+        for name, spec in declared.items():
+            value = self.parameters.get(name, spec.get("Default"))
+            if value is None:
+                raise ValueError(f"parameter {name} needs a value")
+            if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str):
+                value = [part.strip() for part in value.split(",")]
+            values[name] = value
+        self.parameters = values
+        for logical_id, resource in self.template["Resources"].items():
+            if resource["Type"] == "AWS::Serverless::Function":
+                arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.stack_name}-{logical_id}"
+                self.attributes.setdefault(logical_id, {"Arn": arn})
+
+    @property
+    def stack_id(self) -> str:
+        return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{self.stack_name}/local"
+
+    def resource(self, logical_id: str) -> dict[str, Any]:
+        resource: dict[str, Any] = self.template["Resources"][logical_id]
+        return resource
+
+    def resolve(self, value: Any) -> Any:
+        """``value`` with every intrinsic function evaluated."""
+        if isinstance(value, list):
+            return [self.resolve(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, argument), *_ = value.items()
+            if key == "Ref":
+                return self._ref(argument)
+            if key.startswith("Fn::") or key == "Condition":
+                return self._function(key, argument)
+        return {k: self.resolve(v) for k, v in value.items()}
+
+    def condition(self, name: str) -> bool:
+        return bool(self.resolve(self.template["Conditions"][name]))
+
+    def _ref(self, name: str) -> Any:
+        pseudo = {
+            "AWS::StackName": self.stack_name,
+            "AWS::StackId": self.stack_id,
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.refs:
+            return self.refs[name]
+        raise KeyError(f"no local value for Ref {name}")
+
+    def _function(self, key: str, argument: Any) -> Any:  # noqa: PLR0911 - one case each
+        match key:
+            case "Fn::Sub":
+                return self._sub(argument)
+            case "Fn::GetAtt":
+                resource, attribute = (
+                    argument.split(".", 1) if isinstance(argument, str) else argument
+                )
+                try:
+                    return self.attributes[resource][attribute]
+                except KeyError:
+                    raise KeyError(f"no local value for {resource}.{attribute}") from None
+            case "Fn::If":
+                name, when_true, when_false = argument
+                return self.resolve(when_true if self.condition(name) else when_false)
+            case "Fn::Join":
+                separator, items = argument
+                return separator.join(str(item) for item in self.resolve(items))
+            case "Fn::Split":
+                separator, text = argument
+                return str(self.resolve(text)).split(separator)
+            case "Fn::Equals":
+                left, right = self.resolve(argument)
+                return left == right
+            case "Fn::Not":
+                return not self.resolve(argument[0])
+            case "Fn::And":
+                return all(self.resolve(argument))
+            case "Fn::Or":
+                return any(self.resolve(argument))
+            case "Condition":
+                return self.condition(argument)
+        raise NotImplementedError(f"{key} is not supported locally")
+
+    def _sub(self, argument: Any) -> str:
+        text, variables = (argument, {}) if isinstance(argument, str) else argument
+        values = {name: self.resolve(v) for name, v in variables.items()}
+        out, rest = [], str(text)
+        while "${" in rest:
+            before, _, after = rest.partition("${")
+            name, _, rest = after.partition("}")
+            out.append(before)
+            if name.startswith("!"):
+                out.append("${" + name[1:] + "}")
+            elif name in values:
+                out.append(str(values[name]))
+            elif "." in name:
+                out.append(str(self._function("Fn::GetAtt", name)))
+            else:
+                out.append(str(self._ref(name)))
+        out.append(rest)
+        return "".join(out)
+
+    def environment(self, logical_id: str) -> dict[str, str]:
+        """A function's environment variables: Globals, then its own, resolved."""
+        globals_ = self.template.get("Globals", {}).get("Function", {})
+        own = self.resource(logical_id)["Properties"]
+        variables = {
+            **globals_.get("Environment", {}).get("Variables", {}),
+            **own.get("Environment", {}).get("Variables", {}),
+        }
+        return {name: str(self.resolve(value)) for name, value in variables.items()}
+
+
+class CustomResourceFailed(RuntimeError):
+    """CloudFormation would fail the deploy with this reason."""
+
+
+@dataclass(frozen=True)
+class CustomResourceAnswer:
+    physical_resource_id: str
+    data: dict[str, str]
+
+
+class _Context:
+    def __init__(self, function_name: str, timeout_seconds: float) -> None:
+        self._deadline = time.monotonic() + timeout_seconds
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+
+
+def run_custom_resource(
+    handler: Callable[[dict[str, Any], Any], Any],
+    *,
+    stack: LocalStack,
+    logical_id: str,
+    properties: Mapping[str, Any],
+    request_type: str = "Create",
+    physical_resource_id: str | None = None,
+    timeout_seconds: float = 60.0,
+) -> CustomResourceAnswer:
+    """Invoke ``handler`` as CloudFormation would and return its one answer."""
+    answers: list[dict[str, Any]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            answers.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    request_id = str(uuid.uuid4())
+    resource = stack.resource(logical_id)
+    event: dict[str, Any] = {
+        "RequestType": request_type,
+        "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}",
+        "ResponseURL": f"http://127.0.0.1:{server.server_port}/{request_id}",
+        "StackId": stack.stack_id,
+        "RequestId": request_id,
+        "LogicalResourceId": logical_id,
+        "ResourceType": resource["Type"],
+        "ResourceProperties": dict(properties),
+    }
+    if physical_resource_id:
+        event["PhysicalResourceId"] = physical_resource_id
+    try:
+        handler(event, _Context(logical_id, timeout_seconds))
+    finally:
+        server.shutdown()
+    if len(answers) != 1:
+        raise CustomResourceFailed(f"{logical_id} answered {len(answers)} times")
+    answer = answers[0]
+    if answer["Status"] != "SUCCESS":
+        raise CustomResourceFailed(f"{logical_id}: {answer['Reason']}")
+    return CustomResourceAnswer(answer["PhysicalResourceId"], dict(answer.get("Data") or {}))

@@ -1,0 +1,283 @@
+"""``make dev``: the whole product on one machine, offline, in one process tree.
+
+Started in this order, each on loopback:
+
+1. moto's server (DynamoDB, Secrets Manager): the table as ``BillingTable``
+   declares it, the Stripe key secret and the stack's webhook signing secret;
+   every boto3 client in the process talks to it (``AWS_ENDPOINT_URL``).
+2. The Stripe stand-in with the demo catalog (:mod:`sandbox.seed`).
+3. ``Custom::PortalConfiguration`` run exactly as CloudFormation calls it
+   (:mod:`sandbox.cloudformation`), with the template's properties.
+4. The local API gateway (:mod:`sandbox.gateway`) serving the template's routes,
+   the functions in-process with the environment the template gives them, the
+   development routes under ``/_dev/`` and the demo page at ``/``.
+5. ``Custom::StripeWebhookEndpoint`` pointing at the gateway's webhook route; its
+   secret lands in the local Secrets Manager, where the webhook function reads it.
+6. The demo customer, whose events reach the projection through real signed
+   deliveries.
+
+Ctrl-C stops all of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import stripe
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from billing.stripe_client import STRIPE_API_VERSION
+from sandbox.cloudformation import TEMPLATE, LocalStack, load_template, run_custom_resource
+from sandbox.gateway import LocalGateway, LocalIdentityProvider, PortInUse, serve
+from sandbox.seed import CATALOG, DEMO_EMAIL, DEMO_USER, seed_catalog, seed_demo_customer
+from sandbox.stripe_standin.server import DEFAULT_API_KEY, StripeStandIn
+
+STACK_NAME = "billing-portal-local"
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+_FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+@dataclass
+class LocalDeployment:
+    """What ``make dev`` started; the URLs and ids a test or a person needs."""
+
+    api_url: str
+    stripe_url: str
+    moto_url: str
+    configuration_id: str
+    webhook_endpoint_id: str
+    webhook_secret: str
+    demo_user: str
+    demo_customer_id: str
+    standin: StripeStandIn
+
+
+def ensure_free(host: str, port: int, what: str) -> None:
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise PortTaken(
+                f"Port {port} on {host} is taken, so the {what} cannot start. Stop what uses "
+                f"it (e.g. another `make dev`) or choose another port: make dev PORT=3001"
+            ) from None
+
+
+@contextmanager
+def local_deployment(
+    *, host: str = "127.0.0.1", port: int = 3000, stripe_port: int = 12111
+) -> Iterator[LocalDeployment]:
+    """Start everything; stop it all when the block ends."""
+    ensure_free(host, port, "local API gateway")
+    ensure_free(host, stripe_port, "Stripe stand-in")
+    with ExitStack() as running:
+        os.environ.update(_FAKE_AWS)
+        moto = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
+        moto.start()
+        running.callback(moto.stop)
+        moto_host, moto_port = moto.get_host_and_port()
+        os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
+
+        standin = StripeStandIn(host, stripe_port, DEFAULT_API_KEY).start()
+        running.callback(standin.stop)
+        client = stripe.StripeClient(
+            standin.api_key, stripe_version=STRIPE_API_VERSION, base_addresses={"api": standin.url}
+        )
+        prices = seed_catalog(client)
+
+        gateway_url = f"http://{host}:{port}"
+        parameters = {
+            "JwtIssuer": f"{gateway_url}/_dev",
+            "JwtAudience": "billing-portal-local",
+            "AllowedOrigins": f"{gateway_url},http://localhost:{port}",
+            "DefaultReturnUrl": f"{gateway_url}/",
+            "PlanLookupKeys": ",".join(CATALOG),
+            "PortalHeadline": "Acme Cloud: manage your plan",
+        }
+        stack = LocalStack(load_template(), STACK_NAME, parameters=dict(parameters))
+        _create_aws_resources(stack, standin)
+        os.environ.update(
+            STRIPE_API_BASE=standin.url,
+            TABLE_NAME=stack.refs["BillingTable"],
+            STRIPE_SECRET_NAME=str(stack.parameters["StripeSecretName"]),
+            POWERTOOLS_SERVICE_NAME="billing-portal-local",
+        )
+
+        config = run_custom_resource(
+            handler_of("functions.portal_config.app"),
+            stack=stack,
+            logical_id="PortalConfiguration",
+            properties=stack.resolve(stack.resource("PortalConfiguration")["Properties"]),
+        )
+        stack.refs["PortalConfiguration"] = config.physical_resource_id
+        stack.attributes["PortalConfiguration"] = config.data
+        os.environ.update(_functions_environment(stack))
+
+        webhook_secret_box: dict[str, str] = {}
+        identity = LocalIdentityProvider(parameters["JwtIssuer"], parameters["JwtAudience"])
+        gateway = LocalGateway.from_template(
+            TEMPLATE,
+            parameters=parameters,
+            identity=identity,
+            static_dir=DEMO_DIR,
+            dev_info=lambda: {
+                "stripe_url": standin.url,
+                "webhook_secret": webhook_secret_box.get("secret", ""),
+                "demo_user": DEMO_USER,
+            },
+        )
+        server = serve(gateway, host, port)
+        running.callback(server.stop)
+
+        stack.refs["HttpApi"] = "local"  # its URL is the gateway's, set below
+        endpoint_properties = stack.resolve(stack.resource("StripeWebhookEndpoint")["Properties"])
+        endpoint_properties["Url"] = f"{gateway_url}/webhooks/stripe"
+        endpoint = run_custom_resource(
+            handler_of("functions.webhook_endpoint.app"),
+            stack=stack,
+            logical_id="StripeWebhookEndpoint",
+            properties=endpoint_properties,
+        )
+        stack.refs["StripeWebhookEndpoint"] = endpoint.physical_resource_id
+        webhook_secret_box["secret"] = _signing_secret(stack.refs["WebhookSigningSecret"])
+
+        # The catalog was created before the endpoint existed: resend its events,
+        # as Stripe's "resend" (or make backfill) would.
+        for event in client.v1.events.list({"limit": 100}).data:
+            standin.redeliver(event.id)
+        demo = seed_demo_customer(client, prices, user_id=DEMO_USER, email=DEMO_EMAIL)
+        standin.wait_idle(timeout=30)
+
+        yield LocalDeployment(
+            api_url=gateway_url,
+            stripe_url=standin.url,
+            moto_url=os.environ["AWS_ENDPOINT_URL"],
+            configuration_id=config.physical_resource_id,
+            webhook_endpoint_id=endpoint.physical_resource_id,
+            webhook_secret=webhook_secret_box["secret"],
+            demo_user=DEMO_USER,
+            demo_customer_id=demo.customer_id,
+            standin=standin,
+        )
+
+
+def _create_aws_resources(stack: LocalStack, standin: StripeStandIn) -> None:
+    table = stack.resource("BillingTable")["Properties"]
+    name = f"{STACK_NAME}-BillingTable"
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=table["KeySchema"],
+        AttributeDefinitions=table["AttributeDefinitions"],
+        BillingMode=table["BillingMode"],
+    )
+    ttl = table["TimeToLiveSpecification"]
+    dynamodb.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+    )
+    stack.refs["BillingTable"] = name
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(
+        Name=str(stack.parameters["StripeSecretName"]), SecretString=standin.api_key
+    )
+    # Like the template's WebhookSigningSecret: a generated placeholder until the
+    # webhook-endpoint resource writes the real secret.
+    stack.refs["WebhookSigningSecret"] = secrets.create_secret(
+        Name=f"{STACK_NAME}-WebhookSigningSecret", SecretString=os.urandom(16).hex()
+    )["ARN"]
+
+
+def _functions_environment(stack: LocalStack) -> dict[str, str]:
+    """The union of every function's environment (they share this process)."""
+    environment: dict[str, str] = {}
+    for logical_id, resource in stack.template["Resources"].items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            environment.update(stack.environment(logical_id))
+    return environment
+
+
+def _signing_secret(secret_arn: str) -> str:
+    value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+    return value.split(",")[0].partition("=")[2]
+
+
+def handler_of(module: str) -> Callable[[dict[str, Any], Any], Any]:
+    """A function's handler, imported now: its module initialises from the environment."""
+    handler: Callable[[dict[str, Any], Any], Any] = importlib.import_module(module).lambda_handler
+    return handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the whole product offline.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument(
+        "--stripe-port", type=int, default=int(os.environ.get("STRIPE_PORT", "12111"))
+    )
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    # Request lines of moto's and the stand-in's servers would drown the banner.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    try:
+        with local_deployment(
+            host=args.host, port=args.port, stripe_port=args.stripe_port
+        ) as deployment:
+            print(_banner(deployment, time.monotonic() - started), flush=True)
+            try:
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                print("\nStopping…", flush=True)
+    except (PortTaken, PortInUse) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _banner(deployment: LocalDeployment, seconds: float) -> str:
+    return "\n".join(
+        [
+            "",
+            f"Billing portal running offline (ready in {seconds:.1f} s)",
+            f"  Demo billing page   {deployment.api_url}/",
+            f"  API                 {deployment.api_url}/billing, /portal-sessions, ...",
+            f"  Dev token           POST {deployment.api_url}/_dev/token "
+            '{"sub": "...", "email": "..."}',
+            f"  Stripe stand-in     {deployment.stripe_url} (key {DEFAULT_API_KEY})",
+            f"  AWS (moto)          {deployment.moto_url}",
+            f"  Demo user           {deployment.demo_user} ({DEMO_EMAIL}), subscribed to Pro",
+            f"  Portal config       {deployment.configuration_id}",
+            f"  Webhook endpoint    {deployment.webhook_endpoint_id}",
+            "Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
