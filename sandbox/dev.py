@@ -149,6 +149,7 @@ def local_deployment(
                 "stripe_url": standin.url,
                 "webhook_secret": webhook_secret_box.get("secret", ""),
                 "demo_user": DEMO_USER,
+                "ready": webhook_secret_box.get("ready") == "yes",
             },
         )
         server = serve(gateway, host, port)
@@ -172,6 +173,7 @@ def local_deployment(
             standin.redeliver(event.id)
         demo = seed_demo_customer(client, prices, user_id=DEMO_USER, email=DEMO_EMAIL)
         standin.wait_idle(timeout=30)
+        webhook_secret_box["ready"] = "yes"
 
         yield LocalDeployment(
             api_url=gateway_url,

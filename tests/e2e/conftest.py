@@ -1,0 +1,112 @@
+"""The local stack of ``make dev``, started as its own process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def dev_command(port: int, stripe_port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "sandbox.dev",
+        "--port",
+        str(port),
+        "--stripe-port",
+        str(stripe_port),
+    ]
+
+
+def dev_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "STRIPE_"))}
+    env["PYTHONPATH"] = f"{ROOT / 'layers' / 'billing'}:{ROOT}"
+    return env
+
+
+@dataclass
+class LocalStack:
+    api_url: str
+    stripe_url: str
+    port: int
+    process: subprocess.Popen[str]
+    info: dict[str, Any]
+
+    def token(self, sub: str, email: str | None = None) -> str:
+        response = requests.post(
+            f"{self.api_url}/_dev/token",
+            json={"sub": sub, "email": email or f"{sub}@example.com"},
+            timeout=5,
+        )
+        response.raise_for_status()
+        token: str = response.json()["token"]
+        return token
+
+    def get(self, path: str, token: str) -> requests.Response:
+        return requests.get(
+            f"{self.api_url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+
+    def post(self, path: str, token: str, body: dict[str, Any]) -> requests.Response:
+        return requests.post(
+            f"{self.api_url}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStack]:
+    """``python -m sandbox.dev`` on free ports, ready when ``/_dev/info`` answers."""
+    port, stripe_port = free_port(), free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own command line
+        dev_command(port, stripe_port),
+        cwd=ROOT,
+        env=dev_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    api_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    info: dict[str, Any] | None = None
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            info = requests.get(f"{api_url}/_dev/info", timeout=1).json()
+            # The gateway answers before the demo customer is seeded.
+            if info.get("ready"):
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    if info is None or process.poll() is not None:
+        process.kill()
+        output = process.communicate(timeout=5)[0]
+        pytest.fail(f"make dev did not start:\n{output[-3000:]}")
+    yield LocalStack(api_url, str(info["stripe_url"]), port, process, info)
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()

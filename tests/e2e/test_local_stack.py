@@ -1,0 +1,64 @@
+"""``make dev`` end to end over HTTP: the local gateway, the functions, the stand-in, webhooks."""
+
+from __future__ import annotations
+
+import subprocess
+
+import requests
+
+from tests.e2e.conftest import ROOT, LocalStack, dev_command, dev_environment, free_port
+
+
+def test_the_demo_user_sees_plan_card_and_invoices(local_stack: LocalStack) -> None:
+    token = local_stack.token(local_stack.info["demo_user"])
+
+    response = local_stack.get("/billing", token)
+
+    assert response.status_code == 200, response.text
+    billing = response.json()
+    assert billing["status"] == "active"
+    assert billing["plan"]["lookup_key"] == "pro_monthly"
+    assert billing["payment_method"]["last4"] == "4242"
+    assert billing["invoices"]["data"], "the demo customer's invoices arrived by webhook"
+    assert billing["actions"]["subscription_update"] is True
+
+
+def test_requests_without_a_valid_token_are_401_before_any_function(
+    local_stack: LocalStack,
+) -> None:
+    assert requests.get(f"{local_stack.api_url}/billing", timeout=5).status_code == 401
+    forged = local_stack.token("demo-user")[:-4] + "AAAA"
+    assert local_stack.get("/billing", forged).status_code == 401
+
+
+def test_a_new_user_gets_a_portal_session_on_the_stand_in(local_stack: LocalStack) -> None:
+    token = local_stack.token("e2e-newcomer")
+
+    response = local_stack.post("/portal-sessions", token, {})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["url"].startswith(f"{local_stack.stripe_url}/p/session/")
+
+
+def test_the_demo_page_is_served_at_the_root(local_stack: LocalStack) -> None:
+    page = requests.get(f"{local_stack.api_url}/", timeout=5)
+
+    assert page.status_code == 200
+    assert "text/html" in page.headers["Content-Type"]
+    assert 'data-testid="sign-in"' in page.text
+
+
+def test_a_taken_port_fails_with_a_clear_message(local_stack: LocalStack) -> None:
+    second = subprocess.run(  # noqa: S603 - our own command line
+        dev_command(local_stack.port, free_port()),
+        cwd=ROOT,
+        env=dev_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert second.returncode == 1
+    assert f"Port {local_stack.port}" in second.stderr
+    assert "PORT=" in second.stderr
