@@ -31,7 +31,17 @@ bodies):
 - ``POST /_standin/events/<id>/redeliver`` ``{"endpoint": "we_..."}``: send
   an event again, to that endpoint or to every enabled endpoint that wants it.
 - ``POST /_standin/reset``: forget everything: objects, events, webhook
-  endpoints, queued, held and recorded deliveries; stop holding.
+  endpoints, queued, held and recorded deliveries, customer clocks; stop holding.
+- ``POST /_standin/customers/<id>/advance_clock`` ``{"seconds": N}`` or
+  ``{"to": <unix time>}``: move that customer's clock forward like a Stripe
+  test clock (clocks are per customer: see ``state.py``), renewing or ending
+  its subscriptions at each period end on the way
+  (``StripeState.advance_clock``); answers ``{"customer", "previous_time",
+  "time", "period_ends", "events"}``. ``GET`` answers ``{"customer", "time"}``.
+
+The session URLs that ``billing_portal.sessions.create`` hands out
+(``/p/session/<token>``) are served by the hosted-portal simulator
+(``portal.py``).
 
 ``StripeStandIn`` offers the same controls as methods for in-process tests.
 """
@@ -50,7 +60,10 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from sandbox.stripe_standin.forms import decode
+from sandbox.stripe_standin.portal import PortalSimulator
 from sandbox.stripe_standin.state import (
+    SESSION_URL_SECONDS,
+    SESSION_USE_SECONDS,
     Obj,
     StripeApiError,
     StripeState,
@@ -138,6 +151,16 @@ _CONTROLS = Map(
         Rule("/_standin/deliveries/wait_idle", methods=["POST"], endpoint="wait_idle"),
         Rule("/_standin/deliveries/config", methods=["POST"], endpoint="configure"),
         Rule("/_standin/events/<event_id>/redeliver", methods=["POST"], endpoint="redeliver"),
+        Rule(
+            "/_standin/customers/<customer_id>/advance_clock",
+            methods=["POST"],
+            endpoint="advance_clock",
+        ),
+        Rule(
+            "/_standin/customers/<customer_id>/advance_clock",
+            methods=["GET"],
+            endpoint="customer_clock",
+        ),
     ]
 )
 
@@ -170,6 +193,7 @@ class StandInApp:
         self.api_key = api_key
         self.webhooks = webhooks or Deliverer(state)
         state.on_event = self.webhooks.enqueue
+        self.portal = PortalSimulator(state)
         self.faults: list[_Fault] = []
         self.requests: list[Obj] = []
         self.idempotency: dict[str, _Idempotent] = {}
@@ -182,7 +206,7 @@ class StandInApp:
         elif request.path.startswith("/_standin/"):
             response = self._control(request)
         elif request.path.startswith("/p/session/"):
-            response = self._portal_page(request.path.removeprefix("/p/session/"))
+            response = self.portal(request)
         else:
             response = Response("Not found", status=404)
         return response(environ, start_response)
@@ -397,16 +421,20 @@ class StandInApp:
     def _control_redeliver(self, spec: Obj, event_id: str) -> Response:
         return _json({"queued": self.webhooks.redeliver(event_id, spec.get("endpoint"))})
 
-    def _portal_page(self, token: str) -> Response:
-        session = self.state.session_for_token(token)
-        if session is None:
-            return Response("This portal session has expired.", status=410, mimetype="text/plain")
-        flow = session["flow"]["type"] if session["flow"] else "home"
-        body = (
-            "<!doctype html><title>Billing portal (stand-in)</title>"
-            f"<h1>Billing portal</h1><p data-flow='{flow}'>Flow: {flow}</p>"
+    def _control_advance_clock(self, spec: Obj, customer_id: str) -> Response:
+        seconds, to = spec.get("seconds"), spec.get("to")
+        return _json(
+            self.state.advance_clock(
+                customer_id,
+                seconds=None if seconds is None else int(seconds),
+                to=None if to is None else int(to),
+            )
         )
-        return Response(body, mimetype="text/html")
+
+    def _control_customer_clock(self, _: Obj, customer_id: str) -> Response:
+        with self.state.lock:
+            self.state.get(customer_id, "customer", status=404)
+            return _json({"customer": customer_id, "time": self.state.customer_now(customer_id)})
 
 
 def _json(payload: Obj, status: int = 200) -> Response:
@@ -437,8 +465,13 @@ class StripeStandIn:
         port: int = 0,
         api_key: str = DEFAULT_API_KEY,
         retry_schedule: Sequence[float] = DEFAULT_RETRY_SCHEDULE,
+        *,
+        session_open_seconds: int = SESSION_URL_SECONDS,
+        session_use_seconds: int = SESSION_USE_SECONDS,
     ) -> None:
         self.state = StripeState()
+        self.state.session_open_seconds = session_open_seconds
+        self.state.session_use_seconds = session_use_seconds
         self.webhooks = Deliverer(self.state, retry_schedule=retry_schedule)
         self.app = StandInApp(self.state, api_key, self.webhooks)
         self.api_key = api_key
@@ -497,6 +530,14 @@ class StripeStandIn:
     def redeliver(self, event_id: str, endpoint_id: str | None = None) -> int:
         """Send an event again (to one endpoint, or all that want it); returns how many."""
         return self.webhooks.redeliver(event_id, endpoint_id)
+
+    def advance_clock(
+        self, customer_id: str, *, seconds: int | None = None, to: int | None = None
+    ) -> Obj:
+        """Move a customer's clock forward (``seconds``, or ``to`` a unix time), renewing and
+        ending its subscriptions on the way; as ``POST /_standin/customers/<id>/advance_clock``.
+        """
+        return self.state.advance_clock(customer_id, seconds=seconds, to=to)
 
     def configure_deliveries(
         self, *, retry_schedule: Sequence[float] | None = None, timeout_seconds: float | None = None

@@ -14,6 +14,27 @@ apart, since Stripe shows a secret only in the create response. For each new
 event, ``on_event(event_id, endpoint_ids)`` is told which enabled endpoints
 want it (``webhooks.Deliverer`` sends them); ``mark_delivered`` records a 2xx,
 which ``pending_webhooks`` and ``delivery_success`` reflect.
+
+Clocks, like Stripe's test clocks, are **per customer**: ``advance_clock``
+moves one customer's time forward (an offset over the account clock
+``clock``, which keeps running) and bills every period end it passes, in time
+order: a subscription due to cancel ends (``customer.subscription.deleted``),
+any other renews (``customer.subscription.updated`` with the items' new
+periods, then ``invoice.created``, ``invoice.finalized`` and ``invoice.paid`` +
+``invoice.payment_succeeded``, or ``invoice.payment_failed`` and a second
+``customer.subscription.updated`` to ``past_due`` when the card declines).
+Everything done for that customer afterwards, through the API or the portal,
+happens on its clock too (objects' timestamps and ``event.created``), so one
+customer's events never go back in time and are recorded, hence delivered, in
+order; across customers ``created`` is not monotonic, as with test clocks.
+Failed renewals are not retried (no dunning). Portal session URLs expire on
+the account clock, so advancing a customer does not expire its session.
+
+Portal sessions (``create_portal_session``) are served by ``portal.py``: the
+URL must be opened within ``session_open_seconds`` of its creation and then
+stays usable for ``session_use_seconds`` (``open_portal_session``). The
+portal's actions are the ``portal_*`` methods, which go through the same
+methods as the API, so they record the same events.
 """
 
 from __future__ import annotations
@@ -61,7 +82,15 @@ CANCELLATION_REASONS = {
 CUSTOMER_UPDATE_FIELDS = {"address", "email", "name", "phone", "shipping", "tax_id"}
 SUBSCRIPTION_UPDATE_FIELDS = {"price", "promotion_code", "quantity"}
 MANAGEABLE_STATUSES = {"active", "trialing", "past_due", "unpaid", "paused"}
+# Statuses whose periods end (renew or cancel) when a customer's clock moves.
+BILLED_STATUSES = {"active", "trialing", "past_due", "unpaid"}
+# A portal URL must be opened this soon after it was created, and then stays usable this long.
 SESSION_URL_SECONDS = 300
+SESSION_USE_SECONDS = 3600
+# The business the stand-in account belongs to (invoices, the portal's "Return to" link).
+ACCOUNT_NAME = "Stand-in Inc."
+# At most this many period ends per clock advance: a guard against a runaway daily plan.
+MAX_PERIOD_ENDS = 1000
 # The account's API version, which events carry: the one the product pins.
 API_VERSION = "2026-10-28.endive"
 _RANGE_OPERATORS: dict[str, Callable[[int, int], bool]] = {
@@ -72,6 +101,10 @@ _RANGE_OPERATORS: dict[str, Callable[[int, int], bool]] = {
 }
 # The API request being served on this thread: events name the request that caused them.
 _REQUEST: ContextVar[Obj | None] = ContextVar("stripe_standin_request", default=None)
+# The customer clock in effect on this thread: seconds ahead of the account clock, or
+# a fixed moment while a clock advance bills a period end.
+_CLOCK_OFFSET: ContextVar[int] = ContextVar("stripe_standin_clock_offset", default=0)
+_FROZEN_AT: ContextVar[int | None] = ContextVar("stripe_standin_frozen_at", default=None)
 
 
 @contextmanager
@@ -91,6 +124,14 @@ class WebhookDelivery:
     url: str
     secret: str
     body: str
+
+
+class PortalSessionUnavailable(Exception):
+    """A portal URL that cannot be used: ``status`` 404 (unknown) or 410 (expired)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class StripeApiError(Exception):
@@ -221,6 +262,9 @@ class StripeState:
         self.clock = clock
         self.lock = threading.RLock()
         self.on_event: Callable[[str, list[str]], None] | None = None
+        self.session_open_seconds = SESSION_URL_SECONDS
+        self.session_use_seconds = SESSION_USE_SECONDS
+        self.business_name = ACCOUNT_NAME
         self.reset()
 
     def reset(self) -> None:
@@ -228,7 +272,9 @@ class StripeState:
             self.objects: dict[str, Obj] = {}
             self.seq: dict[str, int] = {}
             self.changes: list[Obj] = []
-            self.sessions: dict[str, Obj] = {}  # URL token -> {"session": id, "expires_at": t}
+            # URL token -> {"session": id, "issued_at", "opened_at", "completed"}; account clock
+            self.sessions: dict[str, Obj] = {}
+            self.clock_offsets: dict[str, int] = {}  # customer id -> seconds ahead
             self.declining_cards: set[str] = set()
             self.config_products: dict[str, list[Obj]] = {}
             self.invoice_counter: dict[str, int] = {}
@@ -240,7 +286,25 @@ class StripeState:
     # --- plumbing ----------------------------------------------------------------------------
 
     def now(self) -> int:
-        return int(self.clock())
+        """The current time, on the clock of the customer being served (see the docstring)."""
+        frozen = _FROZEN_AT.get()
+        if frozen is not None:
+            return frozen
+        return int(self.clock()) + _CLOCK_OFFSET.get()
+
+    @contextmanager
+    def _clock_of(self, customer_id: str | None) -> Iterator[None]:
+        """Inside the block, ``now()`` is ``customer_id``'s time."""
+        token = _CLOCK_OFFSET.set(self.clock_offsets.get(customer_id or "", 0))
+        try:
+            yield
+        finally:
+            _CLOCK_OFFSET.reset(token)
+
+    def customer_now(self, customer_id: str) -> int:
+        """The time on ``customer_id``'s clock."""
+        with self.lock, self._clock_of(customer_id):
+            return self.now()
 
     def _store(self, obj: Obj) -> Obj:
         if obj["id"] not in self.seq:
@@ -374,7 +438,7 @@ class StripeState:
             return customer
 
     def update_customer(self, customer_id: str, params: Params) -> Obj:
-        with self.lock:
+        with self.lock, self._clock_of(customer_id):
             customer = self.get(customer_id, "customer", status=404)
             before = copy.deepcopy(customer)
             for field in ("email", "name", "description", "phone"):
@@ -400,7 +464,7 @@ class StripeState:
             return customer
 
     def delete_customer(self, customer_id: str) -> Obj:
-        with self.lock:
+        with self.lock, self._clock_of(customer_id):
             customer = self.get(customer_id, "customer", status=404)
             for sub in self._subscriptions_of(customer_id):
                 if sub["status"] != "canceled":
@@ -650,7 +714,8 @@ class StripeState:
         with self.lock:
             if not params.get("customer"):
                 raise missing_param("customer")
-            return self._attach(pm_id, params["customer"])
+            with self._clock_of(params["customer"]):
+                return self._attach(pm_id, params["customer"])
 
     def detach_payment_method(self, pm_id: str) -> Obj:
         with self.lock:
@@ -658,15 +723,15 @@ class StripeState:
             customer_id = pm["customer"]
             if customer_id is None:
                 raise StripeApiError("The payment method is not attached to a customer.")
-            previous = {"customer": customer_id}
-            pm["customer"] = None
-            self._record("payment_method.detached", pm, previous)
-            customer = self.objects[customer_id]
-            if customer["invoice_settings"]["default_payment_method"] == pm_id:
-                self.update_customer(
-                    customer_id, {"invoice_settings": {"default_payment_method": ""}}
-                )
-            return pm
+            with self._clock_of(customer_id):
+                pm["customer"] = None
+                self._record("payment_method.detached", pm, {"customer": customer_id})
+                customer = self.objects[customer_id]
+                if customer["invoice_settings"]["default_payment_method"] == pm_id:
+                    self.update_customer(
+                        customer_id, {"invoice_settings": {"default_payment_method": ""}}
+                    )
+                return pm
 
     def list_payment_methods(self, params: Params, customer_id: str | None = None) -> Obj:
         with self.lock:
@@ -686,7 +751,7 @@ class StripeState:
             )
 
     def create_setup_intent(self, params: Params) -> Obj:
-        with self.lock:
+        with self.lock, self._clock_of(params.get("customer")):
             customer = params.get("customer")
             if customer:
                 self.get(customer, "customer", param="customer")
@@ -742,11 +807,12 @@ class StripeState:
                 raise missing_param("payment_method")
             if intent["customer"] is None:
                 raise StripeApiError("This SetupIntent has no customer.", param="customer")
-            before = copy.deepcopy(intent)
-            pm = self._attach(token, intent["customer"])
-            intent.update(status="succeeded", payment_method=pm["id"])
-            self._record("setup_intent.succeeded", intent, diff(before, intent))
-            return intent
+            with self._clock_of(intent["customer"]):
+                before = copy.deepcopy(intent)
+                pm = self._attach(token, intent["customer"])
+                intent.update(status="succeeded", payment_method=pm["id"])
+                self._record("setup_intent.succeeded", intent, diff(before, intent))
+                return intent
 
     # --- subscriptions and invoices -------------------------------------------------------------
 
@@ -813,7 +879,7 @@ class StripeState:
         return str(default) if default else None
 
     def create_subscription(self, params: Params) -> Obj:
-        with self.lock:
+        with self.lock, self._clock_of(params.get("customer")):
             customer_id = params.get("customer")
             if not customer_id:
                 raise missing_param("customer")
@@ -888,11 +954,14 @@ class StripeState:
             self._record_invoice_lifecycle(invoice)
             return subscription
 
-    def _new_subscription_invoice(self, customer: Obj, subscription: Obj, reason: str) -> Obj:
-        """An invoice for the subscription's current period, charged to its payment method."""
+    def _new_subscription_invoice(
+        self, customer: Obj, subscription: Obj, reason: str, items: list[Obj] | None = None
+    ) -> Obj:
+        """An invoice for the current period of ``items`` (default: all the subscription's),
+        charged to its payment method."""
         now = self.now()
         in_trial = subscription["trial_end"] is not None and subscription["trial_end"] > now
-        items = subscription["items"]["data"]
+        items = items or subscription["items"]["data"]
         invoice_id = random_id("in_")
         lines = []
         for item in items:
@@ -947,7 +1016,7 @@ class StripeState:
             customer_address=None,
             customer_phone=None,
             customer_shipping=None,
-            account_name="Stand-in Inc.",
+            account_name=self.business_name,
             amount_due=total,
             amount_paid=total if paid else 0,
             amount_remaining=0 if paid else total,
@@ -1019,47 +1088,52 @@ class StripeState:
         self._record("invoice.finalized", invoice)
         if invoice["status"] == "paid":
             self._record("invoice.paid", invoice)
+            self._record("invoice.payment_succeeded", invoice)
         else:
             self._record("invoice.payment_failed", invoice)
 
     def update_subscription(self, sub_id: str, params: Params) -> Obj:
         with self.lock:
             sub = self.get(sub_id, "subscription", status=404)
-            before = copy.deepcopy(sub)
-            if sub["status"] in ("canceled", "incomplete_expired") and set(params) - {
-                "cancellation_details",
-                "metadata",
-                "proration_behavior",
-                "expand",
-            }:
-                raise StripeApiError(
-                    "A canceled subscription can only update its cancellation_details and metadata."
-                )
-            if "items" in params:
-                self._update_items(sub, params["items"])
-            if "cancel_at_period_end" in params:
-                ending = as_bool(params["cancel_at_period_end"], "cancel_at_period_end")
-                sub["cancel_at_period_end"] = ending
-                sub["cancel_at"] = (
-                    max(i["current_period_end"] for i in sub["items"]["data"]) if ending else None
-                )
-                sub["canceled_at"] = self.now() if ending else None
-            if "cancel_at" in params:
-                value = params["cancel_at"]
-                sub["cancel_at"] = None if value == "" else as_int(value, "cancel_at")
-                sub["cancel_at_period_end"] = False
-                sub["canceled_at"] = self.now() if sub["cancel_at"] else None
-            self._apply_cancellation_details(sub, params)
-            if "metadata" in params:
-                sub["metadata"] = merge_metadata(sub["metadata"], params["metadata"])
-            if "default_payment_method" in params:
-                pm_id = params["default_payment_method"] or None
-                if pm_id:
-                    self.get(pm_id, "payment_method", param="default_payment_method")
-                sub["default_payment_method"] = pm_id
-            if sub != before:
-                self._record("customer.subscription.updated", sub, diff(before, sub))
-            return sub
+            with self._clock_of(sub["customer"]):
+                return self._update_subscription(sub, params)
+
+    def _update_subscription(self, sub: Obj, params: Params) -> Obj:
+        before = copy.deepcopy(sub)
+        if sub["status"] in ("canceled", "incomplete_expired") and set(params) - {
+            "cancellation_details",
+            "metadata",
+            "proration_behavior",
+            "expand",
+        }:
+            raise StripeApiError(
+                "A canceled subscription can only update its cancellation_details and metadata."
+            )
+        if "items" in params:
+            self._update_items(sub, params["items"])
+        if "cancel_at_period_end" in params:
+            ending = as_bool(params["cancel_at_period_end"], "cancel_at_period_end")
+            sub["cancel_at_period_end"] = ending
+            sub["cancel_at"] = (
+                max(i["current_period_end"] for i in sub["items"]["data"]) if ending else None
+            )
+            sub["canceled_at"] = self.now() if ending else None
+        if "cancel_at" in params:
+            value = params["cancel_at"]
+            sub["cancel_at"] = None if value == "" else as_int(value, "cancel_at")
+            sub["cancel_at_period_end"] = False
+            sub["canceled_at"] = self.now() if sub["cancel_at"] else None
+        self._apply_cancellation_details(sub, params)
+        if "metadata" in params:
+            sub["metadata"] = merge_metadata(sub["metadata"], params["metadata"])
+        if "default_payment_method" in params:
+            pm_id = params["default_payment_method"] or None
+            if pm_id:
+                self.get(pm_id, "payment_method", param="default_payment_method")
+            sub["default_payment_method"] = pm_id
+        if sub != before:
+            self._record("customer.subscription.updated", sub, diff(before, sub))
+        return sub
 
     def _update_items(self, sub: Obj, specs: list[Params]) -> None:
         items: list[Obj] = sub["items"]["data"]
@@ -1109,13 +1183,17 @@ class StripeState:
                 raise StripeApiError(
                     "This subscription is already canceled.", status=400, code="resource_missing"
                 )
-            before = copy.deepcopy(sub)
-            now = self.now()
-            sub.update(status="canceled", canceled_at=now, ended_at=now)
-            self._apply_cancellation_details(sub, params)
-            sub["cancellation_details"]["reason"] = "cancellation_requested"
-            self._record("customer.subscription.deleted", sub, diff(before, sub))
-            return sub
+            with self._clock_of(sub["customer"]):
+                return self._cancel_subscription(sub, params)
+
+    def _cancel_subscription(self, sub: Obj, params: Params) -> Obj:
+        before = copy.deepcopy(sub)
+        now = self.now()
+        sub.update(status="canceled", canceled_at=now, ended_at=now)
+        self._apply_cancellation_details(sub, params)
+        sub["cancellation_details"]["reason"] = "cancellation_requested"
+        self._record("customer.subscription.deleted", sub, diff(before, sub))
+        return sub
 
     def list_subscriptions(self, params: Params) -> Obj:
         with self.lock:
@@ -1407,7 +1485,7 @@ class StripeState:
             )
 
     def create_portal_session(self, params: Params) -> Obj:
-        with self.lock:
+        with self.lock, self._clock_of(params.get("customer")):
             customer_id = params.get("customer")
             if not customer_id:
                 raise missing_param("customer")
@@ -1437,7 +1515,9 @@ class StripeState:
             self._store(session)
             self.sessions[token] = {
                 "session": session["id"],
-                "expires_at": now + SESSION_URL_SECONDS,
+                "issued_at": int(self.clock()),  # the account clock: see the docstring
+                "opened_at": None,
+                "completed": False,
             }
             self._record("billing_portal.session.created", session)
             return session
@@ -1547,13 +1627,242 @@ class StripeState:
             )
         return after
 
-    def session_for_token(self, token: str) -> Obj | None:
-        """The portal session behind a URL token, while the URL is valid."""
+    def open_portal_session(self, token: str) -> tuple[Obj, bool]:
+        """The portal session behind a URL token, and whether its flow is completed.
+
+        The first use must come within ``session_open_seconds`` of the session's
+        creation; from then on the URL works for ``session_use_seconds``.
+        Raises ``PortalSessionUnavailable`` (404 unknown, 410 expired).
+        """
         with self.lock:
             entry = self.sessions.get(token)
-            if entry is None or entry["expires_at"] < self.now():
-                return None
-            return self.objects[entry["session"]]
+            if entry is None:
+                raise PortalSessionUnavailable(404, "This portal session does not exist.")
+            now = int(self.clock())
+            if entry["opened_at"] is None:
+                if now > entry["issued_at"] + self.session_open_seconds:
+                    raise PortalSessionUnavailable(410, "This session has expired.")
+                entry["opened_at"] = now
+            elif now > entry["opened_at"] + self.session_use_seconds:
+                raise PortalSessionUnavailable(410, "This session has expired.")
+            return copy.deepcopy(self.objects[entry["session"]]), bool(entry["completed"])
+
+    def complete_portal_flow(self, token: str) -> bool:
+        """Mark the session's flow done; True the first time (its ``after_completion`` applies)."""
+        with self.lock:
+            entry = self.sessions[token]
+            first = not entry["completed"]
+            entry["completed"] = True
+            return first
+
+    # --- the hosted portal's actions -------------------------------------------------------------
+
+    def portal_configuration(self, session: Obj, feature: str | None = None) -> Obj:
+        """The session's configuration; with ``feature``, only if that feature is enabled."""
+        with self.lock:
+            config = self.objects[session["configuration"]]
+            if feature is not None and not config["features"][feature]["enabled"]:
+                raise StripeApiError(
+                    "This portal does not offer that.", status=403, param=f"features[{feature}]"
+                )
+            return config
+
+    def portal_offers(self, config_id: str) -> dict[str, Obj]:
+        """Price id -> the configuration's product entry offering it, in offer order."""
+        with self.lock:
+            return {
+                price: product
+                for product in self.config_products.get(config_id, [])
+                for price in product["prices"]
+            }
+
+    def portal_subscription(self, session: Obj, sub_id: str) -> Obj:
+        """``sub_id``, if the session's customer can manage it in the portal."""
+        with self.lock:
+            sub = self.objects.get(sub_id)
+            if (
+                sub is None
+                or sub.get("object") != "subscription"
+                or sub["customer"] != session["customer"]
+                or sub["status"] not in MANAGEABLE_STATUSES
+            ):
+                raise missing("subscription", sub_id, "subscription", status=404)
+            return sub
+
+    def portal_update_payment_method(self, session: Obj, card: str) -> Obj:
+        """Attach the test card ``card`` and make it the customer's default, as the portal does."""
+        with self.lock, self._clock_of(session["customer"]):
+            self.portal_configuration(session, "payment_method_update")
+            if card not in TEST_CARDS:
+                raise StripeApiError(f"Unknown test card: {card}", param="card")
+            pm = self._attach(card, session["customer"])
+            self.update_customer(
+                session["customer"], {"invoice_settings": {"default_payment_method": pm["id"]}}
+            )
+            return pm
+
+    def portal_cancel_subscription(self, session: Obj, sub_id: str, reason: str | None) -> Obj:
+        """Cancel as the configuration's ``subscription_cancel`` says, with the survey answer.
+
+        At period end, the answer follows in a second ``customer.subscription.updated``,
+        as Stripe sends it; an immediate cancellation carries it in its ``deleted`` event.
+        """
+        with self.lock:
+            cancel = self.portal_configuration(session, "subscription_cancel")["features"][
+                "subscription_cancel"
+            ]
+            sub = self.portal_subscription(session, sub_id)
+            if sub["cancel_at_period_end"] or sub["cancel_at"]:
+                raise StripeApiError("The subscription is already set to be canceled.")
+            survey = cancel["cancellation_reason"]
+            if reason and not (survey["enabled"] and reason in survey["options"]):
+                raise StripeApiError(f"Invalid cancellation reason: {reason}", param="reason")
+            details: Params = {"cancellation_details": {"feedback": reason}} if reason else {}
+            if cancel["mode"] == "immediately":
+                return self.cancel_subscription(sub_id, details)
+            self.update_subscription(sub_id, {"cancel_at_period_end": True})
+            if details:
+                self.update_subscription(sub_id, details)
+            return sub
+
+    def portal_renew_subscription(self, session: Obj, sub_id: str) -> Obj:
+        """Undo a scheduled cancellation (the portal's "Renew subscription")."""
+        with self.lock:
+            self.portal_configuration(session, "subscription_cancel")
+            sub = self.portal_subscription(session, sub_id)
+            if sub["cancel_at_period_end"]:
+                return self.update_subscription(sub_id, {"cancel_at_period_end": False})
+            if sub["cancel_at"]:
+                return self.update_subscription(sub_id, {"cancel_at": ""})
+            raise StripeApiError("The subscription is not set to be canceled.")
+
+    def portal_change_plan(
+        self, session: Obj, sub_id: str, price_id: str | None, quantity: int | None
+    ) -> Obj:
+        """Move the subscription's item to ``price_id`` / ``quantity`` within what the
+        configuration's ``subscription_update`` allows."""
+        with self.lock:
+            config = self.portal_configuration(session, "subscription_update")
+            update = config["features"]["subscription_update"]
+            sub = self.portal_subscription(session, sub_id)
+            if len(sub["items"]["data"]) != 1:
+                raise StripeApiError("Only single-item subscriptions can be changed here.")
+            item = sub["items"]["data"][0]
+            price_id = price_id or item["price"]["id"]
+            quantity = item["quantity"] if quantity is None else quantity
+            offer = self.portal_offers(config["id"]).get(price_id)
+            allowed = update["default_allowed_updates"]
+            if price_id != item["price"]["id"] and ("price" not in allowed or offer is None):
+                raise StripeApiError("That plan is not offered here.", param="price")
+            if quantity != item["quantity"]:
+                limits = (offer or {}).get("adjustable_quantity") or {"enabled": False}
+                if "quantity" not in allowed or not limits["enabled"]:
+                    raise StripeApiError("The quantity cannot be changed.", param="quantity")
+                low, high = limits["minimum"] or 1, limits["maximum"]
+                if quantity < low or (high is not None and quantity > high):
+                    raise StripeApiError(
+                        f"The quantity must be between {low} and {high or 'any'}.",
+                        param="quantity",
+                    )
+            if price_id == item["price"]["id"] and quantity == item["quantity"]:
+                raise StripeApiError("That is the current plan.", param="price")
+            return self.update_subscription(
+                sub_id,
+                {
+                    "items": [{"id": item["id"], "price": price_id, "quantity": quantity}],
+                    "proration_behavior": update["proration_behavior"],
+                },
+            )
+
+    # --- customer clocks ---------------------------------------------------------------------
+
+    def advance_clock(
+        self, customer_id: str, *, seconds: int | None = None, to: int | None = None
+    ) -> Obj:
+        """Move ``customer_id``'s clock forward by ``seconds`` or ``to`` a moment, billing
+        every period end on the way in time order (see the module docstring).
+
+        Returns ``{"customer", "previous_time", "time", "period_ends", "events"}``.
+        """
+        with self.lock:
+            self.get(customer_id, "customer", status=404)
+            current = self.customer_now(customer_id)
+            if (seconds is None) == (to is None):
+                raise StripeApiError("Pass exactly one of seconds or to.")
+            target = current + seconds if seconds is not None else int(to or 0)
+            if target < current:
+                raise StripeApiError(
+                    "A clock can only move forward.", param="seconds" if seconds else "to"
+                )
+            first_change = len(self.changes)
+            period_ends = 0
+            while (due := self._next_period_end(customer_id, target)) is not None:
+                period_ends += 1
+                if period_ends > MAX_PERIOD_ENDS:
+                    raise StripeApiError(
+                        f"More than {MAX_PERIOD_ENDS} period ends: advance in smaller steps."
+                    )
+                moment, sub = due
+                token = _FROZEN_AT.set(moment)
+                try:
+                    self._end_period(sub, moment)
+                finally:
+                    _FROZEN_AT.reset(token)
+            self.clock_offsets[customer_id] = target - int(self.clock())
+            return {
+                "customer": customer_id,
+                "previous_time": current,
+                "time": target,
+                "period_ends": period_ends,
+                "events": [c["type"] for c in self.changes[first_change:]],
+            }
+
+    def _next_period_end(self, customer_id: str, until: int) -> tuple[int, Obj] | None:
+        """The customer's earliest subscription period end (or ``cancel_at``) at or before
+        ``until``."""
+        due: list[tuple[int, int, Obj]] = []
+        for sub in self._subscriptions_of(customer_id):
+            if sub["status"] not in BILLED_STATUSES:
+                continue
+            moments = [i["current_period_end"] for i in sub["items"]["data"]]
+            if sub["cancel_at"] is not None:
+                moments.append(sub["cancel_at"])
+            moment = min(moments)
+            if moment <= until:
+                due.append((moment, self.seq[sub["id"]], sub))
+        if not due:
+            return None
+        moment, _, sub = min(due, key=lambda d: d[:2])
+        return moment, sub
+
+    def _end_period(self, sub: Obj, moment: int) -> None:
+        """What happens at ``moment``, a period end or the ``cancel_at`` of ``sub``."""
+        before = copy.deepcopy(sub)
+        if sub["cancel_at"] is not None and sub["cancel_at"] <= moment:
+            sub.update(status="canceled", ended_at=moment, canceled_at=sub["canceled_at"] or moment)
+            sub["cancellation_details"]["reason"] = "cancellation_requested"
+            self._record("customer.subscription.deleted", sub, diff(before, sub))
+            return
+        due = [i for i in sub["items"]["data"] if i["current_period_end"] <= moment]
+        for item in due:
+            recurring = item["price"]["recurring"]
+            item["current_period_start"] = item["current_period_end"]
+            item["current_period_end"] = add_interval(
+                item["current_period_start"], recurring["interval"], recurring["interval_count"]
+            )
+        if sub["status"] == "trialing":
+            sub["status"] = "active"
+        invoice = self._new_subscription_invoice(
+            self.objects[sub["customer"]], sub, "subscription_cycle", due
+        )
+        sub["latest_invoice"] = invoice["id"]
+        self._record("customer.subscription.updated", sub, diff(before, sub))
+        self._record_invoice_lifecycle(invoice)
+        status = "active" if invoice["status"] == "paid" else "past_due"
+        if sub["status"] != status:
+            before = copy.deepcopy(sub)
+            sub["status"] = status
+            self._record("customer.subscription.updated", sub, diff(before, sub))
 
     # --- events and webhook endpoints ------------------------------------------------------------
 
