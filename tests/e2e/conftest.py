@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+import stripe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,3 +111,21 @@ def local_stack() -> Iterator[LocalStack]:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def subscriber(stack: LocalStack, user_id: str, lookup_key: str = "pro_monthly") -> str:
+    """A user with a Visa card and a subscription, created in Stripe (the stand-in) directly."""
+    client = stripe.StripeClient(
+        str(stack.info.get("stripe_api_key", "sk_test_standin")),
+        base_addresses={"api": stack.stripe_url},
+    )
+    customer = client.v1.customers.create(
+        {"email": f"{user_id}@example.com", "metadata": {"user_id": user_id}}
+    )
+    card = client.v1.payment_methods.attach("pm_card_visa", {"customer": customer.id})
+    client.v1.customers.update(
+        customer.id, {"invoice_settings": {"default_payment_method": card.id}}
+    )
+    price = client.v1.prices.list({"lookup_keys": [lookup_key]}).data[0]
+    client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
+    return customer.id
