@@ -128,4 +128,14 @@ def subscriber(stack: LocalStack, user_id: str, lookup_key: str = "pro_monthly")
     )
     price = client.v1.prices.list({"lookup_keys": [lookup_key]}).data[0]
     client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
+    # Ready once the webhooks have brought the subscription and card to the snapshot.
+    token = stack.token(user_id)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        billing = stack.get("/billing", token).json()
+        if billing["plan"] and billing["payment_method"]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"{user_id}'s subscription never reached GET /billing")
     return customer.id

@@ -155,7 +155,11 @@ def test_session_then_subscription_then_webhooks_show_in_the_snapshot(
     live: Account, gateway: GatewayServer
 ) -> None:
     token = dev_token(gateway.url, sub="user-gw-1", email="grace@example.com")
+    # moto restores a whole table when a transaction fails, erasing writes made meanwhile
+    # by other threads: customer.created must not race the session's own link transaction.
+    live.standin.hold_deliveries()
     session = call(gateway.url, "POST", "/portal-sessions", token, json={})
+    live.standin.release_deliveries()
     assert session.status_code == 200, session.text
     assert session.json()["url"].startswith(f"{live.standin.url}/p/session/")
     customer = link_of("user-gw-1")
@@ -185,7 +189,9 @@ def test_session_then_subscription_then_webhooks_show_in_the_snapshot(
 
 def test_setup_intents_answer_a_client_secret(live: Account, gateway: GatewayServer) -> None:
     token = dev_token(gateway.url, sub="user-gw-2")
+    live.standin.hold_deliveries()  # see above: moto and concurrent transactions
     response = call(gateway.url, "POST", "/setup-intents", token)
+    live.standin.release_deliveries()
     assert response.status_code == 200, response.text
     assert response.json()["client_secret"].startswith("seti_")
 

@@ -1,0 +1,100 @@
+"""The demo billing page in a real browser (Debian's Chromium through Playwright).
+
+Sign in on the page, open the portal with its buttons, act in the hosted-portal
+simulator, come back and see the page updated by webhooks. Screenshots of each
+test's last page land in ``test-artifacts/`` (kept by CI). Chromium is installed
+by ``.ci/run``; Playwright cannot download browsers here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.conftest import ROOT, LocalStack, subscriber
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    assert CHROMIUM.exists(), "install Chromium: apt-get install -y chromium (see .ci/run)"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{request.node.name}.png", full_page=True)
+    context.close()
+
+
+def sign_in(page: Page, stack: LocalStack, user_id: str) -> None:
+    page.goto(f"{stack.api_url}/")
+    page.get_by_label("User id").fill(user_id)
+    page.get_by_test_id("sign-in").click()
+    expect(page.get_by_test_id("plan-name")).to_have_text("Pro")
+
+
+def test_cancel_through_the_portal_and_see_the_cancellation_date(
+    page: Page, local_stack: LocalStack
+) -> None:
+    subscriber(local_stack, "browser-cancel")
+    sign_in(page, local_stack, "browser-cancel")
+    expect(page.get_by_test_id("plan-date")).to_have_text(re.compile(r"^Renews on "))
+
+    page.get_by_test_id("btn-cancel").click()
+    expect(page.get_by_test_id("cancel-page")).to_be_visible()
+    page.get_by_label("It's too expensive", exact=False).check()
+    page.get_by_test_id("confirm-cancel").click()
+
+    expect(page.get_by_test_id("plan-date")).to_have_text(
+        re.compile(r"^Cancels on [A-Z][a-z]+ \d{1,2}, \d{4}$")
+    )
+    expect(page.get_by_test_id("plan-status")).to_have_text("cancelling")
+    expect(page.get_by_test_id("btn-cancel")).to_be_hidden()
+
+
+def test_change_plan_and_see_the_new_plan(page: Page, local_stack: LocalStack) -> None:
+    subscriber(local_stack, "browser-plan")
+    sign_in(page, local_stack, "browser-plan")
+
+    page.get_by_test_id("btn-change-plan").click()
+    expect(page.get_by_test_id("update-page")).to_be_visible()
+    page.locator("label", has_text=re.compile(r"^\s*Basic .*month")).click()
+    page.get_by_test_id("continue").click()
+    page.get_by_test_id("confirm-update").click()
+
+    expect(page.get_by_test_id("plan-name")).to_have_text("Basic")
+
+
+def test_update_the_card_and_see_its_last_digits(page: Page, local_stack: LocalStack) -> None:
+    subscriber(local_stack, "browser-card")
+    sign_in(page, local_stack, "browser-card")
+    expect(page.get_by_test_id("card")).to_contain_text("4242")
+
+    page.get_by_test_id("btn-update-card").click()
+    page.locator("#card-pm_card_mastercard").check()
+    page.get_by_test_id("save-payment-method").click()
+
+    expect(page.get_by_test_id("card")).to_contain_text("•••• 4444")
