@@ -37,7 +37,12 @@ from typing import Any
 
 import boto3
 import stripe
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
 
 from billing.stripe_client import STRIPE_API_VERSION
 from sandbox.cloudformation import TEMPLATE, LocalStack, load_template, run_custom_resource
@@ -97,11 +102,7 @@ def local_deployment(
     ensure_free(host, stripe_port, "Stripe stand-in")
     with ExitStack() as running:
         os.environ.update(_FAKE_AWS)
-        moto = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
-        moto.start()
-        running.callback(moto.stop)
-        moto_host, moto_port = moto.get_host_and_port()
-        os.environ["AWS_ENDPOINT_URL"] = f"http://{moto_host}:{moto_port}"
+        os.environ["AWS_ENDPOINT_URL"] = start_moto(host, running)
 
         standin = StripeStandIn(host, stripe_port, DEFAULT_API_KEY).start()
         running.callback(standin.stop)
@@ -186,6 +187,32 @@ def local_deployment(
             demo_customer_id=demo.customer_id,
             standin=standin,
         )
+
+
+class _OneAtATime:
+    """Moto's app, one request at a time.
+
+    Moto undoes a failed DynamoDB transaction by restoring a copy of the whole
+    table, which drops what other threads wrote meanwhile; DynamoDB itself does
+    not. Concurrent webhook deliveries would lose writes without this.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: Any, start_response: Any) -> list[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+def start_moto(host: str, running: ExitStack) -> str:
+    """Moto's server on ``host`` (a free port); returns its URL."""
+    app = _OneAtATime(DomainDispatcherApplication(create_backend_app))
+    server = make_server(host, 0, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    running.callback(server.shutdown)
+    return f"http://{host}:{server.server_port}"
 
 
 def _create_aws_resources(stack: LocalStack, standin: StripeStandIn) -> None:
