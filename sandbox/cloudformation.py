@@ -20,7 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
 from cfnlint.decode import decode
+
+from sandbox.gateway.payload import LambdaContext
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
 REGION = "us-east-1"
@@ -176,19 +179,83 @@ class CustomResourceAnswer:
     data: dict[str, str]
 
 
-class _Context:
-    def __init__(self, function_name: str, timeout_seconds: float) -> None:
-        self._deadline = time.monotonic() + timeout_seconds
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
-        self.memory_limit_in_mb = 512
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
+@dataclass
+class Answer:
+    path: str
+    body: dict[str, Any]
+    content_type: str | None
+    at: float
 
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+
+@dataclass
+class ResponseReceiver:
+    """CloudFormation's pre-signed response URL on loopback: records every PUT.
+
+    It answers the ``refuse_with`` statuses first (one per PUT), then 200.
+    """
+
+    answers: list[Answer] = field(default_factory=list)
+    refuse_with: list[int] = field(default_factory=list)
+    attempts: int = 0
+    _server: ThreadingHTTPServer | None = None
+
+    def start(self) -> ResponseReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.attempts += 1
+                if receiver.refuse_with:
+                    self.send_response(receiver.refuse_with.pop(0))
+                    self.end_headers()
+                    return
+                receiver.answers.append(
+                    Answer(
+                        self.path, json.loads(body), self.headers.get("Content-Type"), time.time()
+                    )
+                )
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+
+    def url(self, tag: str) -> str:
+        if self._server is None:
+            raise RuntimeError("start() the receiver first")
+        return f"http://127.0.0.1:{self._server.server_port}/{tag}?X-Amz-Signature=local"
+
+    def only_answer(self) -> dict[str, Any]:
+        """The single answer received; fails if there were none or several."""
+        if len(self.answers) != 1:
+            raise AssertionError([a.body for a in self.answers])
+        return self.answers[0].body
+
+
+def create_billing_table(template: Mapping[str, Any], name: str) -> None:
+    """The table exactly as ``BillingTable`` declares its keys, billing mode and TTL."""
+    props = template["Resources"]["BillingTable"]["Properties"]
+    client = boto3.client("dynamodb")
+    client.create_table(
+        TableName=name,
+        KeySchema=props["KeySchema"],
+        AttributeDefinitions=props["AttributeDefinitions"],
+        BillingMode=props["BillingMode"],
+    )
+    ttl = props["TimeToLiveSpecification"]
+    client.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": ttl["Enabled"], "AttributeName": ttl["AttributeName"]},
+    )
 
 
 def run_custom_resource(
@@ -202,25 +269,13 @@ def run_custom_resource(
     timeout_seconds: float = 60.0,
 ) -> CustomResourceAnswer:
     """Invoke ``handler`` as CloudFormation would and return its one answer."""
-    answers: list[dict[str, Any]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            answers.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    receiver = ResponseReceiver().start()
     request_id = str(uuid.uuid4())
     resource = stack.resource(logical_id)
     event: dict[str, Any] = {
         "RequestType": request_type,
         "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{logical_id}",
-        "ResponseURL": f"http://127.0.0.1:{server.server_port}/{request_id}",
+        "ResponseURL": receiver.url(request_id),
         "StackId": stack.stack_id,
         "RequestId": request_id,
         "LogicalResourceId": logical_id,
@@ -229,13 +284,22 @@ def run_custom_resource(
     }
     if physical_resource_id:
         event["PhysicalResourceId"] = physical_resource_id
+    context = LambdaContext(
+        function_name=logical_id,
+        memory_limit_in_mb=512,
+        aws_request_id=str(uuid.uuid4()),
+        invoked_function_arn=event["ServiceToken"],
+        log_group_name=f"/aws/lambda/{logical_id}",
+        log_stream_name="local",
+        deadline=time.monotonic() + timeout_seconds,
+    )
     try:
-        handler(event, _Context(logical_id, timeout_seconds))
+        handler(event, context)
     finally:
-        server.shutdown()
-    if len(answers) != 1:
-        raise CustomResourceFailed(f"{logical_id} answered {len(answers)} times")
-    answer = answers[0]
+        receiver.stop()
+    if len(receiver.answers) != 1:
+        raise CustomResourceFailed(f"{logical_id} answered {len(receiver.answers)} times")
+    answer = receiver.answers[0].body
     if answer["Status"] != "SUCCESS":
         raise CustomResourceFailed(f"{logical_id}: {answer['Reason']}")
     return CustomResourceAnswer(answer["PhysicalResourceId"], dict(answer.get("Data") or {}))

@@ -45,7 +45,14 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 
 from billing.stripe_client import STRIPE_API_VERSION
-from sandbox.cloudformation import TEMPLATE, LocalStack, load_template, run_custom_resource
+from billing.webhooks import parse_secrets
+from sandbox.cloudformation import (
+    TEMPLATE,
+    LocalStack,
+    create_billing_table,
+    load_template,
+    run_custom_resource,
+)
 from sandbox.gateway import LocalGateway, LocalIdentityProvider, PortInUse, serve
 from sandbox.seed import CATALOG, DEMO_EMAIL, DEMO_USER, seed_catalog, seed_demo_customer
 from sandbox.stripe_standin.server import DEFAULT_API_KEY, StripeStandIn
@@ -216,20 +223,8 @@ def start_moto(host: str, running: ExitStack) -> str:
 
 
 def _create_aws_resources(stack: LocalStack, standin: StripeStandIn) -> None:
-    table = stack.resource("BillingTable")["Properties"]
     name = f"{STACK_NAME}-BillingTable"
-    dynamodb = boto3.client("dynamodb")
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=table["KeySchema"],
-        AttributeDefinitions=table["AttributeDefinitions"],
-        BillingMode=table["BillingMode"],
-    )
-    ttl = table["TimeToLiveSpecification"]
-    dynamodb.update_time_to_live(
-        TableName=name,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
-    )
+    create_billing_table(stack.template, name)
     stack.refs["BillingTable"] = name
     secrets = boto3.client("secretsmanager")
     secrets.create_secret(
@@ -252,8 +247,9 @@ def _functions_environment(stack: LocalStack) -> dict[str, str]:
 
 
 def _signing_secret(secret_arn: str) -> str:
+    """The newest signing secret the webhook-endpoint resource stored."""
     value = boto3.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
-    return value.split(",")[0].partition("=")[2]
+    return parse_secrets(value)[0]
 
 
 def handler_of(module: str) -> Callable[[dict[str, Any], Any], Any]:

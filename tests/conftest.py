@@ -19,6 +19,7 @@ from billing.settings import (
     get_webhook_settings,
 )
 from billing.stripe_client import reset_stripe_client
+from sandbox.cloudformation import ResponseReceiver
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.support.aws import create_billing_table
 from tests.support.stripe_seed import Account, seed_account
@@ -110,6 +111,14 @@ def configured(account: Account, monkeypatch: pytest.MonkeyPatch) -> Account:
     monkeypatch.setenv("PORTAL_CONFIGURATION_ID", account.configuration)
     forget_cached_clients()
     return account
+
+
+@pytest.fixture
+def receiver() -> Iterator[ResponseReceiver]:
+    """CloudFormation's response URL for custom-resource requests, on loopback."""
+    server = ResponseReceiver().start()
+    yield server
+    server.stop()
 
 
 def forget_cached_clients() -> None:

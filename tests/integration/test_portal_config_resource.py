@@ -18,23 +18,16 @@ import boto3
 import pytest
 
 from billing.portal_config import parse_portal_configuration
+from sandbox.cloudformation import ResponseReceiver
 from tests.conftest import forget_cached_clients
 from tests.support.aws import template
 from tests.support.cloudformation import (
     DeadlineContext,
-    ResponseReceiver,
     cfn_event,
     fresh_module,
     sample_event,
 )
 from tests.support.stripe_seed import Account
-
-
-@pytest.fixture
-def receiver() -> Iterator[ResponseReceiver]:
-    server = ResponseReceiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

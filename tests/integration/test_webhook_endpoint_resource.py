@@ -17,10 +17,10 @@ import pytest
 
 from billing.projection import HANDLED_EVENT_TYPES, kind_of
 from billing.stripe_client import STRIPE_API_VERSION
+from sandbox.cloudformation import ResponseReceiver
 from tests.conftest import TABLE, forget_cached_clients
 from tests.support.cloudformation import (
     DeadlineContext,
-    ResponseReceiver,
     cfn_event,
     fresh_module,
     sample_event,
@@ -28,13 +28,6 @@ from tests.support.cloudformation import (
 from tests.support.portal import link_of
 from tests.support.stripe_seed import Account
 from tests.support.webhooks import table_items, webhook_route
-
-
-@pytest.fixture
-def receiver() -> Iterator[ResponseReceiver]:
-    server = ResponseReceiver().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

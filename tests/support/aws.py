@@ -8,35 +8,20 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import boto3
-from cfnlint.decode import decode
+from sandbox.cloudformation import create_billing_table as create_table_from_template
+from sandbox.cloudformation import load_template
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 
 
 @cache
 def template() -> dict[str, Any]:
-    loaded, problems = decode(str(TEMPLATE))
-    if loaded is None:
-        raise RuntimeError(f"template.yaml does not parse: {problems}")
-    return dict(loaded)
+    return load_template(TEMPLATE)
 
 
 def create_billing_table(name: str) -> None:
     """The table exactly as ``BillingTable`` declares its keys, billing mode and TTL."""
-    props = template()["Resources"]["BillingTable"]["Properties"]
-    client = boto3.client("dynamodb")
-    client.create_table(
-        TableName=name,
-        KeySchema=props["KeySchema"],
-        AttributeDefinitions=props["AttributeDefinitions"],
-        BillingMode=props["BillingMode"],
-    )
-    ttl = props["TimeToLiveSpecification"]
-    client.update_time_to_live(
-        TableName=name,
-        TimeToLiveSpecification={"Enabled": ttl["Enabled"], "AttributeName": ttl["AttributeName"]},
-    )
+    create_table_from_template(template(), name)
 
 
 @contextmanager
