@@ -73,6 +73,14 @@ class PortTaken(RuntimeError):
 
 
 @dataclass
+class _Status:
+    """What ``/_dev/info`` reports while the stack starts."""
+
+    webhook_secret: str = ""
+    ready: bool = False  # the demo customer's webhooks have been applied
+
+
+@dataclass
 class LocalDeployment:
     """What ``make dev`` started; the URLs and ids a test or a person needs."""
 
@@ -146,7 +154,7 @@ def local_deployment(
         stack.attributes["PortalConfiguration"] = config.data
         os.environ.update(_functions_environment(stack))
 
-        webhook_secret_box: dict[str, str] = {}
+        status = _Status()
         identity = LocalIdentityProvider(parameters["JwtIssuer"], parameters["JwtAudience"])
         gateway = LocalGateway.from_template(
             TEMPLATE,
@@ -155,9 +163,9 @@ def local_deployment(
             static_dir=DEMO_DIR,
             dev_info=lambda: {
                 "stripe_url": standin.url,
-                "webhook_secret": webhook_secret_box.get("secret", ""),
+                "webhook_secret": status.webhook_secret,
                 "demo_user": DEMO_USER,
-                "ready": webhook_secret_box.get("ready") == "yes",
+                "ready": status.ready,
             },
         )
         server = serve(gateway, host, port)
@@ -173,7 +181,7 @@ def local_deployment(
             properties=endpoint_properties,
         )
         stack.refs["StripeWebhookEndpoint"] = endpoint.physical_resource_id
-        webhook_secret_box["secret"] = _signing_secret(stack.refs["WebhookSigningSecret"])
+        status.webhook_secret = _signing_secret(stack.refs["WebhookSigningSecret"])
 
         # The catalog was created before the endpoint existed: resend its events,
         # as Stripe's "resend" (or make backfill) would.
@@ -181,7 +189,7 @@ def local_deployment(
             standin.redeliver(event.id)
         demo = seed_demo_customer(client, prices, user_id=DEMO_USER, email=DEMO_EMAIL)
         standin.wait_idle(timeout=30)
-        webhook_secret_box["ready"] = "yes"
+        status.ready = True
 
         yield LocalDeployment(
             api_url=gateway_url,
@@ -189,7 +197,7 @@ def local_deployment(
             moto_url=os.environ["AWS_ENDPOINT_URL"],
             configuration_id=config.physical_resource_id,
             webhook_endpoint_id=endpoint.physical_resource_id,
-            webhook_secret=webhook_secret_box["secret"],
+            webhook_secret=status.webhook_secret,
             demo_user=DEMO_USER,
             demo_customer_id=demo.customer_id,
             standin=standin,

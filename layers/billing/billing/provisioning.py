@@ -53,6 +53,7 @@ from billing.portal_config import (
 )
 from billing.projection import HANDLED_EVENT_TYPES
 from billing.stripe_client import STRIPE_API_VERSION, idempotency_key
+from billing.webhooks import signing_entries
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -276,12 +277,11 @@ class SigningSecrets:
     def entries(self, secret_id: str) -> list[tuple[str, str]]:
         """(endpoint id, signing secret) pairs; anything else in the value is dropped."""
         value = self._client().get_secret_value(SecretId=secret_id).get("SecretString") or ""
-        pairs = []
-        for entry in value.replace(",", " ").split():
-            endpoint_id, sep, secret = entry.partition("=")
-            if sep and endpoint_id.startswith("we_") and secret.startswith("whsec_"):
-                pairs.append((endpoint_id, secret))
-        return pairs
+        return [
+            (endpoint_id, secret)
+            for endpoint_id, secret in signing_entries(value)
+            if endpoint_id and secret.startswith("whsec_")
+        ]
 
     def put(self, secret_id: str, entries: list[tuple[str, str]]) -> None:
         value = ",".join(f"{endpoint_id}={secret}" for endpoint_id, secret in entries)

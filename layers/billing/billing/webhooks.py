@@ -100,18 +100,26 @@ def verify_signature(
     raise InvalidSignature(reason)
 
 
-def parse_secrets(value: str) -> tuple[str, ...]:
-    """The signing secrets in a Secrets Manager value: separated by commas or whitespace.
+def signing_entries(value: str) -> list[tuple[str | None, str]]:
+    """(endpoint id or None, secret) per entry of a signing-secret value.
 
-    An entry may name its endpoint (``we_123=whsec_...``), as the webhook-endpoint
-    custom resource writes them so that it can drop a deleted endpoint's secret.
+    Entries are separated by commas or whitespace; one may name its endpoint
+    (``we_123=whsec_...``), as the webhook-endpoint custom resource writes them
+    so that it can drop a deleted endpoint's secret.
     """
-    return tuple(
-        _ENDPOINT_PREFIX.sub("", part, count=1) for part in value.replace(",", " ").split() if part
-    )
+    entries: list[tuple[str | None, str]] = []
+    for part in value.replace(",", " ").split():
+        named = _NAMED_ENTRY.match(part)
+        entries.append((named[1], named[2]) if named else (None, part))
+    return entries
 
 
-_ENDPOINT_PREFIX = re.compile(r"^we_[A-Za-z0-9]+=")
+def parse_secrets(value: str) -> tuple[str, ...]:
+    """The signing secrets in a Secrets Manager value (see :func:`signing_entries`)."""
+    return tuple(secret for _, secret in signing_entries(value))
+
+
+_NAMED_ENTRY = re.compile(r"^(we_[A-Za-z0-9]+)=(.*)$")
 
 
 @dataclass
