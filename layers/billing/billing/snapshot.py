@@ -225,6 +225,7 @@ def compose(
     current = state.current()
     primary = state.primary(current)
     primary_view = _subscription_view(primary[1], primary=True) if primary else None
+    primary_id = primary[0] if primary else None
     invoices, invoice_versions = invoice_page(items, page_size)
     versions = state.versions + invoice_versions
     customer = state.customer
@@ -237,14 +238,16 @@ def compose(
         payment_method=_payment_method(state, primary, expiry_warning_days, now),
         invoices=invoices,
         actions=_actions(current, portal_flows),
-        subscriptions=sorted(
-            (
-                _subscription_view(s, primary=primary is not None and sid == primary[0])
-                for sid, s in state.subscriptions.items()
-            ),
-            key=lambda view: view.created,
-            reverse=True,
-        ),
+        subscriptions=[
+            _subscription_view(s, primary=sid == primary_id)
+            for sid, s in sorted(
+                state.subscriptions.items(),
+                # Newest first; within one creation second the primary, then by id, so
+                # the order never depends on the order the items were written in.
+                key=lambda entry: (entry[1].created, entry[0] == primary_id, entry[0]),
+                reverse=True,
+            )
+        ],
         email=customer.email if customer and not customer.deleted else None,
         as_of=_time(max(versions)) if versions else None,
     )
