@@ -17,6 +17,15 @@ Started in this order, each on loopback:
    deliveries.
 
 Ctrl-C stops all of it.
+
+With ``STRIPE_API_KEY`` (a test-mode key) and ``STRIPE_WEBHOOK_SECRET`` (from
+``stripe listen --print-secret``) in the environment, the same stack talks to
+that Stripe account instead of the stand-in (:class:`ExternalStripe`): the
+catalog and the demo customer are created there only if missing, the webhook
+endpoint resource is skipped (``stripe listen --forward-to`` delivers the
+events, signed with that secret), the projection is backfilled from the account
+at start, and the portal configuration is deactivated again at exit, as a stack
+delete would.
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,17 +53,21 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from billing.projection import HANDLED_EVENT_TYPES
+from billing.settings import get_backfill_settings
 from billing.stripe_client import STRIPE_API_VERSION
 from billing.webhooks import parse_secrets
+from functions.backfill.app import run_backfill
 from sandbox.cloudformation import (
     TEMPLATE,
+    CustomResourceFailed,
     LocalStack,
     create_billing_table,
     load_template,
     run_custom_resource,
 )
 from sandbox.gateway import LocalGateway, LocalIdentityProvider, PortInUse, serve
-from sandbox.seed import CATALOG, DEMO_EMAIL, DEMO_USER, seed_catalog, seed_demo_customer
+from sandbox.seed import CATALOG, DEMO_EMAIL, DEMO_USER, ensure_catalog, ensure_demo_customer
 from sandbox.stripe_standin.server import DEFAULT_API_KEY, StripeStandIn
 
 STACK_NAME = "billing-portal-local"
@@ -70,6 +83,42 @@ _FAKE_AWS = {
 
 class PortTaken(RuntimeError):
     pass
+
+
+class NotTestMode(ValueError):
+    """The environment names a Stripe account ``make dev`` must not use as it is."""
+
+
+@dataclass(frozen=True)
+class ExternalStripe:
+    """A Stripe test-mode account to use instead of the stand-in."""
+
+    api_key: str
+    webhook_secret: str  # what `stripe listen` signs its forwarded events with
+    api_base: str = "https://api.stripe.com"
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> ExternalStripe | None:
+        """``STRIPE_API_KEY`` + ``STRIPE_WEBHOOK_SECRET`` (+ ``STRIPE_API_BASE``), or None."""
+        api_key = environ.get("STRIPE_API_KEY", "")
+        if not api_key:
+            return None
+        if not api_key.startswith(("sk_test_", "rk_test_")):
+            raise NotTestMode(
+                "STRIPE_API_KEY must be a test-mode key (sk_test_... or rk_test_...): "
+                "make dev creates customers and subscriptions in the account it is given."
+            )
+        webhook_secret = environ.get("STRIPE_WEBHOOK_SECRET", "")
+        if not webhook_secret.startswith("whsec_"):
+            raise NotTestMode(
+                "STRIPE_WEBHOOK_SECRET must be the whsec_... secret of `stripe listen`: "
+                "STRIPE_WEBHOOK_SECRET=$(stripe listen --print-secret)"
+            )
+        return cls(api_key, webhook_secret, environ.get("STRIPE_API_BASE") or cls.api_base)
+
+    def listen_command(self, webhook_url: str) -> str:
+        events = ",".join(sorted(HANDLED_EVENT_TYPES))
+        return f"stripe listen --forward-to {webhook_url} --events {events}"
 
 
 @dataclass
@@ -92,7 +141,8 @@ class LocalDeployment:
     webhook_secret: str
     demo_user: str
     demo_customer_id: str
-    standin: StripeStandIn
+    standin: StripeStandIn | None  # None when talking to a real test-mode account
+    listen_command: str | None = None  # how to forward that account's events here
 
 
 def ensure_free(host: str, port: int, what: str) -> None:
@@ -110,21 +160,31 @@ def ensure_free(host: str, port: int, what: str) -> None:
 
 @contextmanager
 def local_deployment(
-    *, host: str = "127.0.0.1", port: int = 3000, stripe_port: int = 12111
+    *,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    stripe_port: int = 12111,
+    external: ExternalStripe | None = None,
 ) -> Iterator[LocalDeployment]:
     """Start everything; stop it all when the block ends."""
     ensure_free(host, port, "local API gateway")
-    ensure_free(host, stripe_port, "Stripe stand-in")
+    if external is None:
+        ensure_free(host, stripe_port, "Stripe stand-in")
     with ExitStack() as running:
         os.environ.update(_FAKE_AWS)
         os.environ["AWS_ENDPOINT_URL"] = start_moto(host, running)
 
-        standin = StripeStandIn(host, stripe_port, DEFAULT_API_KEY).start()
-        running.callback(standin.stop)
+        standin: StripeStandIn | None = None
+        if external is None:
+            standin = StripeStandIn(host, stripe_port, DEFAULT_API_KEY).start()
+            running.callback(standin.stop)
+            api_key, api_base = standin.api_key, standin.url
+        else:
+            api_key, api_base = external.api_key, external.api_base
         client = stripe.StripeClient(
-            standin.api_key, stripe_version=STRIPE_API_VERSION, base_addresses={"api": standin.url}
+            api_key, stripe_version=STRIPE_API_VERSION, base_addresses={"api": api_base}
         )
-        prices = seed_catalog(client)
+        prices = ensure_catalog(client)
 
         gateway_url = f"http://{host}:{port}"
         parameters = {
@@ -136,22 +196,34 @@ def local_deployment(
             "PortalHeadline": "Acme Cloud: manage your plan",
         }
         stack = LocalStack(load_template(), STACK_NAME, parameters=dict(parameters))
-        _create_aws_resources(stack, standin)
+        _create_aws_resources(stack, api_key)
         os.environ.update(
-            STRIPE_API_BASE=standin.url,
+            STRIPE_API_BASE=api_base,
             TABLE_NAME=stack.refs["BillingTable"],
             STRIPE_SECRET_NAME=str(stack.parameters["StripeSecretName"]),
             POWERTOOLS_SERVICE_NAME="billing-portal-local",
         )
 
+        config_properties = stack.resolve(stack.resource("PortalConfiguration")["Properties"])
         config = run_custom_resource(
             handler_of("functions.portal_config.app"),
             stack=stack,
             logical_id="PortalConfiguration",
-            properties=stack.resolve(stack.resource("PortalConfiguration")["Properties"]),
+            properties=config_properties,
         )
         stack.refs["PortalConfiguration"] = config.physical_resource_id
         stack.attributes["PortalConfiguration"] = config.data
+        if external is not None:
+            # A real account keeps what make dev creates: leave no active configuration behind.
+            running.callback(
+                run_custom_resource,
+                handler_of("functions.portal_config.app"),
+                stack=stack,
+                logical_id="PortalConfiguration",
+                properties=config_properties,
+                request_type="Delete",
+                physical_resource_id=config.physical_resource_id,
+            )
         os.environ.update(_functions_environment(stack))
 
         status = _Status()
@@ -162,7 +234,7 @@ def local_deployment(
             identity=identity,
             static_dir=DEMO_DIR,
             dev_info=lambda: {
-                "stripe_url": standin.url,
+                "stripe_url": api_base,
                 "webhook_secret": status.webhook_secret,
                 "demo_user": DEMO_USER,
                 "ready": status.ready,
@@ -170,38 +242,54 @@ def local_deployment(
         )
         server = serve(gateway, host, port)
         running.callback(server.stop)
+        webhook_url = f"{gateway_url}/webhooks/stripe"
 
-        stack.refs["HttpApi"] = "local"  # its URL is the gateway's, set below
-        endpoint_properties = stack.resolve(stack.resource("StripeWebhookEndpoint")["Properties"])
-        endpoint_properties["Url"] = f"{gateway_url}/webhooks/stripe"
-        endpoint = run_custom_resource(
-            handler_of("functions.webhook_endpoint.app"),
-            stack=stack,
-            logical_id="StripeWebhookEndpoint",
-            properties=endpoint_properties,
-        )
-        stack.refs["StripeWebhookEndpoint"] = endpoint.physical_resource_id
-        status.webhook_secret = _signing_secret(stack.refs["WebhookSigningSecret"])
-
-        # The catalog was created before the endpoint existed: resend its events,
-        # as Stripe's "resend" (or make backfill) would.
-        for event in client.v1.events.list({"limit": 100}).data:
-            standin.redeliver(event.id)
-        demo = seed_demo_customer(client, prices, user_id=DEMO_USER, email=DEMO_EMAIL)
-        standin.wait_idle(timeout=30)
+        if external is None and standin is not None:
+            endpoint_id = _register_webhook_endpoint(stack, webhook_url)
+            status.webhook_secret = _signing_secret(stack.refs["WebhookSigningSecret"])
+            # The catalog was created before the endpoint existed: resend its events,
+            # as Stripe's "resend" (or make backfill) would.
+            for event in client.v1.events.list({"limit": 100}).data:
+                standin.redeliver(event.id)
+            demo_customer_id = ensure_demo_customer(client, prices)
+            standin.wait_idle(timeout=30)
+        elif external is not None:
+            # `stripe listen` stands in for the endpoint: no resource to register.
+            endpoint_id = "stripe-listen"
+            status.webhook_secret = external.webhook_secret
+            _store_signing_secret(stack.refs["WebhookSigningSecret"], status.webhook_secret)
+            demo_customer_id = ensure_demo_customer(client, prices)
+            # The local table starts empty; the account may hold earlier runs' state.
+            run_backfill(get_backfill_settings(), replay=False)
         status.ready = True
 
         yield LocalDeployment(
             api_url=gateway_url,
-            stripe_url=standin.url,
+            stripe_url=api_base,
             moto_url=os.environ["AWS_ENDPOINT_URL"],
             configuration_id=config.physical_resource_id,
-            webhook_endpoint_id=endpoint.physical_resource_id,
+            webhook_endpoint_id=endpoint_id,
             webhook_secret=status.webhook_secret,
             demo_user=DEMO_USER,
-            demo_customer_id=demo.customer_id,
+            demo_customer_id=demo_customer_id,
             standin=standin,
+            listen_command=external.listen_command(webhook_url) if external else None,
         )
+
+
+def _register_webhook_endpoint(stack: LocalStack, webhook_url: str) -> str:
+    """``Custom::StripeWebhookEndpoint`` for the gateway's webhook route; returns its id."""
+    stack.refs["HttpApi"] = "local"  # its URL is the gateway's, set below
+    properties = stack.resolve(stack.resource("StripeWebhookEndpoint")["Properties"])
+    properties["Url"] = webhook_url
+    endpoint = run_custom_resource(
+        handler_of("functions.webhook_endpoint.app"),
+        stack=stack,
+        logical_id="StripeWebhookEndpoint",
+        properties=properties,
+    )
+    stack.refs["StripeWebhookEndpoint"] = endpoint.physical_resource_id
+    return endpoint.physical_resource_id
 
 
 class _OneAtATime:
@@ -230,13 +318,13 @@ def start_moto(host: str, running: ExitStack) -> str:
     return f"http://{host}:{server.server_port}"
 
 
-def _create_aws_resources(stack: LocalStack, standin: StripeStandIn) -> None:
+def _create_aws_resources(stack: LocalStack, stripe_api_key: str) -> None:
     name = f"{STACK_NAME}-BillingTable"
     create_billing_table(stack.template, name)
     stack.refs["BillingTable"] = name
     secrets = boto3.client("secretsmanager")
     secrets.create_secret(
-        Name=str(stack.parameters["StripeSecretName"]), SecretString=standin.api_key
+        Name=str(stack.parameters["StripeSecretName"]), SecretString=stripe_api_key
     )
     # Like the template's WebhookSigningSecret: a generated placeholder until the
     # webhook-endpoint resource writes the real secret.
@@ -252,6 +340,12 @@ def _functions_environment(stack: LocalStack) -> dict[str, str]:
         if resource["Type"] == "AWS::Serverless::Function":
             environment.update(stack.environment(logical_id))
     return environment
+
+
+def _store_signing_secret(secret_arn: str, webhook_secret: str) -> None:
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=secret_arn, SecretString=webhook_secret
+    )
 
 
 def _signing_secret(secret_arn: str) -> str:
@@ -278,38 +372,51 @@ def main(argv: list[str] | None = None) -> int:
     # Request lines of moto's and the stand-in's servers would drown the banner.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     try:
+        external = ExternalStripe.from_environment(os.environ)
         with local_deployment(
-            host=args.host, port=args.port, stripe_port=args.stripe_port
+            host=args.host, port=args.port, stripe_port=args.stripe_port, external=external
         ) as deployment:
             print(_banner(deployment, time.monotonic() - started), flush=True)
             try:
                 threading.Event().wait()
             except KeyboardInterrupt:
                 print("\nStopping…", flush=True)
-    except (PortTaken, PortInUse) as error:
+    except (PortTaken, PortInUse, NotTestMode, CustomResourceFailed) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except stripe.StripeError as error:
+        print(
+            f"error: Stripe refused a set-up call: {error.user_message or error}", file=sys.stderr
+        )
         return 1
     return 0
 
 
 def _banner(deployment: LocalDeployment, seconds: float) -> str:
-    return "\n".join(
-        [
-            "",
-            f"Billing portal running offline (ready in {seconds:.1f} s)",
-            f"  Demo billing page   {deployment.api_url}/",
-            f"  API                 {deployment.api_url}/billing, /portal-sessions, ...",
-            f"  Dev token           POST {deployment.api_url}/_dev/token "
-            '{"sub": "...", "email": "..."}',
-            f"  Stripe stand-in     {deployment.stripe_url} (key {DEFAULT_API_KEY})",
-            f"  AWS (moto)          {deployment.moto_url}",
-            f"  Demo user           {deployment.demo_user} ({DEMO_EMAIL}), subscribed to Pro",
-            f"  Portal config       {deployment.configuration_id}",
-            f"  Webhook endpoint    {deployment.webhook_endpoint_id}",
-            "Ctrl-C stops everything.",
-            "",
+    where = "offline" if deployment.standin else "against your Stripe test-mode account"
+    if deployment.standin:
+        stripe_line = f"  Stripe stand-in     {deployment.stripe_url} (key {DEFAULT_API_KEY})"
+    else:
+        stripe_line = f"  Stripe              {deployment.stripe_url} (STRIPE_API_KEY)"
+    lines = [
+        "",
+        f"Billing portal running {where} (ready in {seconds:.1f} s)",
+        f"  Demo billing page   {deployment.api_url}/",
+        f"  API                 {deployment.api_url}/billing, /portal-sessions, ...",
+        f"  Dev token           POST {deployment.api_url}/_dev/token "
+        '{"sub": "...", "email": "..."}',
+        stripe_line,
+        f"  AWS (moto)          {deployment.moto_url}",
+        f"  Demo user           {deployment.demo_user} ({DEMO_EMAIL})",
+        f"  Portal config       {deployment.configuration_id}",
+        f"  Webhook endpoint    {deployment.webhook_endpoint_id}",
+    ]
+    if deployment.listen_command:
+        lines += [
+            "Forward the account's events here, in another terminal:",
+            f"  {deployment.listen_command}",
         ]
-    )
+    return "\n".join([*lines, "Ctrl-C stops everything.", ""])
 
 
 if __name__ == "__main__":

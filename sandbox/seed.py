@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import stripe
 
 # lookup key -> (product, amount in cents, interval)
@@ -20,17 +18,23 @@ DEMO_EMAIL = "demo@example.com"
 DEMO_PLAN = "pro_monthly"
 
 
-@dataclass(frozen=True)
-class DemoCustomer:
-    customer_id: str
-    subscription_id: str
+def ensure_catalog(client: stripe.StripeClient) -> dict[str, str]:
+    """Price ids by lookup key for :data:`CATALOG`, creating only what the account lacks.
 
-
-def seed_catalog(client: stripe.StripeClient) -> dict[str, str]:
-    """Products and recurring prices of :data:`CATALOG`; returns price ids by lookup key."""
+    Against a real test-mode account ``make dev`` starts many times: the prices
+    found by lookup key are reused (with their products), so reruns add nothing.
+    """
+    found = client.v1.prices.list(
+        {"lookup_keys": list(CATALOG), "active": True, "limit": len(CATALOG)}
+    ).data
+    prices = {price.lookup_key: price.id for price in found if price.lookup_key}
     products: dict[str, str] = {}
-    prices: dict[str, str] = {}
+    for price in found:
+        if price.lookup_key in CATALOG:
+            products.setdefault(CATALOG[price.lookup_key][0], _id(price.product))
     for lookup_key, (name, amount, interval) in CATALOG.items():
+        if lookup_key in prices:
+            continue
         if name not in products:
             products[name] = client.v1.products.create({"name": name}).id
         prices[lookup_key] = client.v1.prices.create(
@@ -45,15 +49,23 @@ def seed_catalog(client: stripe.StripeClient) -> dict[str, str]:
     return prices
 
 
-def seed_demo_customer(
+def ensure_demo_customer(
     client: stripe.StripeClient,
     prices: dict[str, str],
     *,
     user_id: str = DEMO_USER,
     email: str = DEMO_EMAIL,
     metadata_key: str = "user_id",
-) -> DemoCustomer:
-    """A customer of ``user_id`` with a Visa card as default and a ``DEMO_PLAN`` subscription."""
+) -> str:
+    """The id of ``user_id``'s customer; created with a Visa card and ``DEMO_PLAN`` if missing.
+
+    An existing demo customer is kept as it is (cancelled, on another plan, ...):
+    it is what the developer left in their test account last time.
+    """
+    for customer in client.v1.customers.list({"email": email, "limit": 100}).data:
+        metadata: dict[str, str] = customer.to_dict().get("metadata") or {}
+        if metadata.get(metadata_key) == user_id:
+            return customer.id
     customer = client.v1.customers.create(
         {"email": email, "name": "Demo User", "metadata": {metadata_key: user_id}}
     )
@@ -61,7 +73,11 @@ def seed_demo_customer(
     client.v1.customers.update(
         customer.id, {"invoice_settings": {"default_payment_method": card.id}}
     )
-    subscription = client.v1.subscriptions.create(
+    client.v1.subscriptions.create(
         {"customer": customer.id, "items": [{"price": prices[DEMO_PLAN]}]}
     )
-    return DemoCustomer(customer.id, subscription.id)
+    return customer.id
+
+
+def _id(reference: str | stripe.StripeObject) -> str:
+    return reference if isinstance(reference, str) else str(reference["id"])

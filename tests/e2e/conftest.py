@@ -7,11 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import requests
@@ -52,6 +53,7 @@ class LocalStack:
     port: int
     process: subprocess.Popen[str]
     info: dict[str, Any]
+    log: IO[str]
 
     def token(self, sub: str, email: str | None = None) -> str:
         response = requests.post(
@@ -77,15 +79,21 @@ class LocalStack:
         )
 
 
-@pytest.fixture(scope="session")
-def local_stack() -> Iterator[LocalStack]:
-    """``python -m sandbox.dev`` on free ports, ready when ``/_dev/info`` answers."""
-    port, stripe_port = free_port(), free_port()
+def start_local_stack(
+    extra_environment: dict[str, str] | None = None,
+    *,
+    port: int | None = None,
+    stripe_port: int | None = None,
+) -> LocalStack:
+    """``python -m sandbox.dev`` (on free ports), once ``/_dev/info`` says it is ready."""
+    port = port or free_port()
+    # A file, not a pipe: nobody reads while it runs, and a full pipe would block its logging.
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed by stop_local_stack
     process = subprocess.Popen(  # noqa: S603 - our own command line
-        dev_command(port, stripe_port),
+        dev_command(port, stripe_port or free_port()),
         cwd=ROOT,
-        env=dev_environment(),
-        stdout=subprocess.PIPE,
+        env={**dev_environment(), **(extra_environment or {})},
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -101,16 +109,35 @@ def local_stack() -> Iterator[LocalStack]:
         except requests.RequestException:
             pass
         time.sleep(0.2)
-    if info is None or process.poll() is not None:
+    stack = LocalStack(
+        api_url, str(info["stripe_url"]) if info else "", port, process, info or {}, log
+    )
+    if info is None or not info.get("ready") or process.poll() is not None:
         process.kill()
-        output = process.communicate(timeout=5)[0]
-        pytest.fail(f"make dev did not start:\n{output[-3000:]}")
-    yield LocalStack(api_url, str(info["stripe_url"]), port, process, info)
-    process.send_signal(signal.SIGINT)
+        pytest.fail(f"make dev did not start:\n{stop_local_stack(stack)[-3000:]}")
+    return stack
+
+
+def stop_local_stack(stack: LocalStack) -> str:
+    """Ctrl-C, as a person would; returns what it printed."""
+    if stack.process.poll() is None:
+        stack.process.send_signal(signal.SIGINT)
     try:
-        process.wait(timeout=10)
+        stack.process.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        process.kill()
+        stack.process.kill()
+        stack.process.wait(timeout=5)
+    stack.log.seek(0)
+    output = stack.log.read()
+    stack.log.close()
+    return output
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStack]:
+    stack = start_local_stack()
+    yield stack
+    stop_local_stack(stack)
 
 
 def subscriber(stack: LocalStack, user_id: str, lookup_key: str = "pro_monthly") -> str:
