@@ -41,7 +41,8 @@ bodies):
 
 The session URLs that ``billing_portal.sessions.create`` hands out
 (``/p/session/<token>``) are served by the hosted-portal simulator
-(``portal.py``).
+(``portal.py``); invoices' ``hosted_invoice_url`` and ``invoice_pdf``
+(``/i/<token>``) by ``invoices.py``.
 
 ``StripeStandIn`` offers the same controls as methods for in-process tests.
 """
@@ -60,6 +61,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from sandbox.stripe_standin.forms import decode
+from sandbox.stripe_standin.invoices import HostedInvoicePages
 from sandbox.stripe_standin.portal import PortalSimulator
 from sandbox.stripe_standin.state import (
     SESSION_URL_SECONDS,
@@ -194,6 +196,7 @@ class StandInApp:
         self.webhooks = webhooks or Deliverer(state)
         state.on_event = self.webhooks.enqueue
         self.portal = PortalSimulator(state)
+        self.invoices = HostedInvoicePages(state)
         self.faults: list[_Fault] = []
         self.requests: list[Obj] = []
         self.idempotency: dict[str, _Idempotent] = {}
@@ -207,6 +210,8 @@ class StandInApp:
             response = self._control(request)
         elif request.path.startswith("/p/session/"):
             response = self.portal(request)
+        elif request.path.startswith("/i/"):
+            response = self.invoices(request)
         else:
             response = Response("Not found", status=404)
         return response(environ, start_response)
