@@ -14,13 +14,15 @@ export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/billing:$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv dev test lint format typecheck unit build bench deploy openapi backfill clean
+.PHONY: help venv dev test lint format typecheck unit build bench bench-check deploy openapi backfill clean
 
 help:
 	@echo "make dev      run the whole product offline on http://127.0.0.1:3000 (PORT=...)"
-	@echo "make test     lint, type-check, cfn-lint and all tests"
+	@echo "make test     lint, type-check, cfn-lint, all tests and the counted performance budgets"
 	@echo "make lint     ruff, mypy --strict, cfn-lint only"
 	@echo "make build    sam build (no Docker needed)"
+	@echo "make bench    cold starts, requests per operation, throughput, sizes -> bench/results/latest.md"
+	@echo "make bench-check  the performance budgets, PASS/FAIL (exit 1 if one is broken)"
 	@echo "make deploy   sam build && sam deploy (ENV=prod for the prod config)"
 	@echo "make openapi  regenerate docs/openapi.json from the resolvers"
 	@echo "make backfill rebuild the projection from Stripe (STACK=<name>: in the deployed stack)"
@@ -49,6 +51,7 @@ unit: venv
 
 test: lint
 	pytest -q
+	python -m bench.check --counted
 
 build: venv
 	sam build
@@ -74,9 +77,12 @@ PORT ?= 3000
 dev: venv
 	python -m sandbox.dev --port $(PORT)
 
-bench: venv
-	@echo "make bench arrives with issue 6 (cold starts, requests per operation, throughput)." >&2
-	@exit 2
+# Both measure what `sam build` produced (cold starts, layer size), so they build first.
+bench: build
+	python -m bench
+
+bench-check: build
+	python -m bench.check
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -12,12 +12,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from billing.backfill import Backfill
+from billing.library_logs import cap_library_loggers
 from billing.projection_store import projection_store_for_table
 from billing.settings import ProjectionSettings, get_backfill_settings
 from billing.stripe_client import get_stripe_client
 from billing.webhooks import WebhookProcessor
 
 logger = Logger()
+cap_library_loggers()  # before any AWS or Stripe client logs a secret
 
 
 def run_backfill(settings: ProjectionSettings, *, replay: bool = True) -> dict[str, Any]:

@@ -17,13 +17,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.http import error_doc, install_error_handlers
+from billing.http import error_doc, install_error_handlers, unauthorized_doc
 from billing.identity import user_from_claims
+from billing.library_logs import cap_library_loggers
 from billing.projection_store import projection_store_for_table
 from billing.settings import get_snapshot_settings
 from billing.snapshot import BillingSnapshot, InvoicePage, compose, decode_cursor, invoice_page
 
 logger = Logger()
+cap_library_loggers()  # before any AWS or Stripe client logs a secret
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app)
 
@@ -40,7 +42,8 @@ CACHE_CONTROL = "private, no-cache"
             "content": {"application/json": {"model": BillingSnapshot}},
         },
         304: {"description": "Unchanged since the ETag in If-None-Match"},
-        401: error_doc("No signed-in user"),
+        401: unauthorized_doc(),
+        422: error_doc("Invalid request"),
         503: error_doc("Storage unavailable; retry after Retry-After seconds"),
     },
 )
@@ -70,7 +73,8 @@ def get_billing() -> Response[Any]:
         },
         304: {"description": "Unchanged since the ETag in If-None-Match"},
         400: error_doc("The cursor is not one this API issued"),
-        401: error_doc("No signed-in user"),
+        401: unauthorized_doc(),
+        422: error_doc("The cursor is missing or too long"),
         503: error_doc("Storage unavailable; retry after Retry-After seconds"),
     },
 )

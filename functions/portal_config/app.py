@@ -14,8 +14,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from billing.custom_resource import ResourceHandler, Status, answer_request
+from billing.library_logs import cap_library_loggers
 
 logger = Logger()
+cap_library_loggers()  # before any AWS or Stripe client logs a secret
 
 resource: ResourceHandler | None = None
 init_error: Exception | None = None

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.errors import MalformedBody
-from billing.http import error_doc, error_response, install_error_handlers
+from billing.http import error_doc, install_error_handlers, unauthorized_doc
 from billing.identity import user_from_claims
+from billing.library_logs import cap_library_loggers
 from billing.models import (
     PortalSessionRequest,
     PortalSessionResponse,
@@ -30,12 +29,13 @@ from billing.settings import get_settings
 from billing.stripe_client import get_stripe_client
 
 logger = Logger()
+cap_library_loggers()  # before any AWS or Stripe client logs a secret
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app)
 
 
 _COMMON_ERRORS: dict[int, OpenAPIResponse] = {
-    401: error_doc("No signed-in user"),
+    401: unauthorized_doc(),
     422: error_doc("Invalid request"),
     502: error_doc("Stripe failed; retry after Retry-After seconds"),
     503: error_doc("Stripe or storage unavailable; retry after Retry-After seconds"),
@@ -83,27 +83,6 @@ def post_portal_session(
 def post_setup_intent() -> SetupIntentResponse:
     user = user_from_claims(app.current_event.request_context.authorizer.jwt_claim)
     return SetupIntentResponse(client_secret=service().create_setup_intent(user))
-
-
-@app.exception_handler(RequestValidationError)
-def handle_invalid_request(error: RequestValidationError) -> Response[Any]:
-    problems = error.errors()
-    if any(p.get("type") == "json_invalid" for p in problems):
-        malformed = MalformedBody("The request body must be a JSON object.")
-        return error_response(malformed.status, malformed.code, malformed.message)
-    return error_response(422, "invalid_request", describe_validation_errors(problems))
-
-
-def describe_validation_errors(problems: Any) -> str:
-    """One readable line per problem, e.g. ``flow: Input should be ...``."""
-    lines = []
-    for problem in problems:
-        location = ".".join(
-            str(part) for part in problem.get("loc", ()) if part not in ("body", "request")
-        )
-        message = str(problem.get("msg", "invalid value")).removeprefix("Value error, ")
-        lines.append(f"{location}: {message}" if location else message)
-    return "; ".join(lines) or "The request is invalid."
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from billing.errors import InvalidSignature, MalformedBody
 from billing.http import error_doc, install_error_handlers
+from billing.library_logs import cap_library_loggers
 from billing.projection import StripeEvent
 from billing.projection_store import projection_store_for_table
 from billing.settings import WebhookSettings, get_webhook_settings
@@ -27,6 +28,7 @@ from billing.webhooks import (
 )
 
 logger = Logger()
+cap_library_loggers()  # before any AWS or Stripe client logs a secret
 app = APIGatewayHttpResolver()
 install_error_handlers(app)
 

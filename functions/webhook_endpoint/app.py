@@ -15,11 +15,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from billing.custom_resource import ResourceHandler, Status, answer_request
+from billing.library_logs import cap_library_loggers
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 logger = Logger()
+cap_library_loggers()  # before any AWS or Stripe client logs a secret
 
 resource: ResourceHandler | None = None
 init_error: Exception | None = None

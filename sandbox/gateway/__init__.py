@@ -4,9 +4,10 @@ Everything comes from ``template.yaml``: each ``HttpApi`` event of an
 ``AWS::Serverless::Function`` is a route to ``functions.<CodeUri folder>.app``
 (the ``Handler`` attribute) with the function's Timeout; the JWT authorizer
 guards every route without ``Auth: Authorizer: NONE``; CORS as the HttpApi's
-``CorsConfiguration`` says. Parameter references resolve from the values
-passed in (then the defaults). The gateway sets no environment variables and
-creates no AWS resources: whoever starts it prepares those first.
+``DefinitionBody`` (``x-amazon-apigateway-cors``) and ``CorsConfiguration`` say.
+Parameter references resolve from the values passed in (then the defaults). The
+gateway sets no environment variables and creates no AWS resources: whoever
+starts it prepares those first.
 
     from sandbox.gateway import LocalGateway, LocalIdentityProvider, serve
 

@@ -49,7 +49,7 @@ class Route:
 
 @dataclass(frozen=True)
 class Cors:
-    """An HTTP API ``CorsConfiguration``."""
+    """An HTTP API's CORS settings (``CorsConfiguration``, or the body's extension)."""
 
     allow_origins: tuple[str, ...] = ()
     allow_methods: tuple[str, ...] = ()
@@ -59,7 +59,22 @@ class Cors:
     allow_credentials: bool = False
 
     def allows(self, origin: str | None) -> bool:
-        return bool(origin) and ("*" in self.allow_origins or origin in self.allow_origins)
+        """Whether ``origin`` is allowed, compared as API Gateway does: exactly, or by
+        ``*`` (any origin), ``https://*`` or ``http://*`` (any origin of that scheme)."""
+        if not origin:
+            return False
+        for allowed in self.allow_origins:
+            if allowed in ("*", origin):
+                return True
+            scheme = allowed.removesuffix("*")
+            if allowed in _SCHEME_WILDCARDS and origin.startswith(scheme) and origin != scheme:
+                return True
+        return False
+
+
+_SCHEME_WILDCARDS = ("https://*", "http://*")
+# API Gateway's OpenAPI extension for an HTTP API's CORS (keys in camelCase).
+CORS_EXTENSION = "x-amazon-apigateway-cors"
 
 
 @dataclass(frozen=True)
@@ -140,7 +155,7 @@ def http_api_from_template(
     keys = [route.key for route in routes]
     if duplicates := sorted({key for key in keys if keys.count(key) > 1}):
         raise TemplateError(f"routes declared twice: {duplicates}")
-    cors = props.get("CorsConfiguration")
+    cors = _cors_settings(props)
     return HttpApi(
         logical_id=api_id,
         routes=tuple(routes),
@@ -216,6 +231,35 @@ def _function_routes(
             )
         )
     return routes
+
+
+def _cors_settings(props: Mapping[str, Any]) -> Any:
+    """The CORS settings as SAM deploys them: the ``DefinitionBody``'s extension, with
+    ``CorsConfiguration`` taking precedence key by key; None without either."""
+    spec = props.get("CorsConfiguration")
+    body = props.get("DefinitionBody")
+    extension = body.get(CORS_EXTENSION) if isinstance(body, Mapping) else None
+    if spec is True or (spec is None and extension is None):
+        return spec
+    if spec is not None and not isinstance(spec, Mapping):
+        raise TemplateError("CorsConfiguration must be true or a map of CORS settings")
+    if spec is not None and _is_intrinsic(spec.get("AllowOrigins")):
+        # SAM then writes only the Ref into the API and drops every other setting.
+        raise TemplateError(
+            "CorsConfiguration.AllowOrigins is an intrinsic function, which makes SAM drop "
+            f"the other CORS settings: state CORS in DefinitionBody's {CORS_EXTENSION}"
+        )
+    merged = {key[:1].upper() + key[1:]: value for key, value in (extension or {}).items()}
+    merged.update(spec or {})
+    return merged
+
+
+def _is_intrinsic(value: Any) -> bool:
+    return (
+        isinstance(value, Mapping)
+        and len(value) == 1
+        and ("Ref" in value or str(next(iter(value))).startswith("Fn::"))
+    )
 
 
 def _cors(spec: Any, resolver: _Resolver) -> Cors:

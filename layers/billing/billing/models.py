@@ -162,3 +162,9 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class GatewayMessage(BaseModel):
+    """API Gateway's own error body, e.g. its JWT authorizer's ``{"message": "Unauthorized"}``."""
+
+    message: str

@@ -39,14 +39,17 @@ class StripeSettings(TableSettings):
     stripe_secret_name: str = Field(validation_alias="STRIPE_SECRET_NAME", min_length=1)
     # Points the Stripe client at the local stand-in; unset in AWS.
     stripe_api_base: str | None = Field(default=None, validation_alias="STRIPE_API_BASE")
+    # A Stripe that hangs must cost less than the functions' 10 s Timeout, so the
+    # caller gets 503 + Retry-After rather than API Gateway's bare 500: (retries
+    # + 1) attempts of at most one timeout each, plus at most 1.5 s of backoff.
     stripe_max_network_retries: int = Field(
         default=2, ge=0, le=5, validation_alias="STRIPE_MAX_NETWORK_RETRIES"
     )
     stripe_connect_timeout_seconds: float = Field(
-        default=3.0, gt=0, validation_alias="STRIPE_CONNECT_TIMEOUT_SECONDS"
+        default=2.0, gt=0, validation_alias="STRIPE_CONNECT_TIMEOUT_SECONDS"
     )
     stripe_read_timeout_seconds: float = Field(
-        default=8.0, gt=0, validation_alias="STRIPE_READ_TIMEOUT_SECONDS"
+        default=2.0, gt=0, validation_alias="STRIPE_READ_TIMEOUT_SECONDS"
     )
     # Secrets Manager values are cached this long per warm container, so a
     # rotated key is picked up within this many seconds without a redeploy.

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from boto3.dynamodb.types import TypeSerializer
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from billing.errors import Conflict
@@ -53,6 +54,16 @@ if TYPE_CHECKING:
 
 LINK = "LINK"
 PRICE = "PRICE"
+# Every call, retries included, must end well within the functions' 10 s Timeout,
+# so a throttled or failing DynamoDB gets its 503 + Retry-After (or, for a webhook,
+# Stripe's retry) instead of a timeout. botocore's default for DynamoDB (legacy
+# mode: 10 attempts, 0.05 * 2**n s apart, 60 s read timeout) keeps retrying a
+# throttled call for about 25 s. Here: 3 attempts, at most 1 + 2 s of backoff.
+DYNAMODB_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 3},
+    connect_timeout=1,
+    read_timeout=2,
+)
 _serializer = TypeSerializer()
 _LINK_ATTEMPTS = 3
 
@@ -79,7 +90,7 @@ class BillingStore:
     @property
     def client(self) -> DynamoDBClient:
         if self._client is None:
-            self._client = boto3.client("dynamodb")
+            self._client = boto3.client("dynamodb", config=DYNAMODB_CLIENT_CONFIG)
         return self._client
 
     # --- user <-> customer link ------------------------------------------------------------

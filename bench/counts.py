@@ -1,0 +1,469 @@
+"""Requests per operation: DynamoDB requests and Stripe calls of the real handlers.
+
+Every figure comes from one operation run in-process against moto and the Stripe
+stand-in (``bench.stack``), in the *steady state* unless its row says otherwise: the
+user is linked to a customer, the catalog (prices by lookup key, product names) is in
+the table, and every earlier Stripe change has arrived as a webhook.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import stripe
+
+from bench.stack import TABLE, Stack
+from billing.projection import HANDLED_EVENT_TYPES, kind_of
+from billing.store import PRICE, price_key
+from tests.support import portal
+from tests.support.lambda_context import HttpResult
+from tests.support.portal import STRIPE_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The seed's design (issue 6), which the product replaced: the comparison column.
+SEED_SNAPSHOT = "1 DynamoDB read + 3 Stripe calls"
+SEED_CONFIRM = "2 Stripe calls"
+
+MONTH = 30 * 86400
+
+
+class ScenarioFailed(RuntimeError):
+    """An operation did not end as the scenario expects, so its counts would mislead."""
+
+
+@dataclass(frozen=True)
+class Count:
+    """What one operation sent."""
+
+    key: str  # stable name the budgets refer to
+    operation: str  # what a reader sees
+    dynamodb: tuple[str, ...]  # operation names, in order
+    stripe: tuple[str, ...]  # "METHOD /path", in order
+    outcome: str  # HTTP status, or the webhook's outcome
+    seed: str = ""  # the seed design's cost of the same operation
+
+
+@dataclass(frozen=True)
+class WebhookCount:
+    """One handled event type, delivered once and then again (Stripe's redelivery)."""
+
+    event_type: str
+    first: Count
+    again: Count
+    # The stand-in never emits this type: an object of the same kind, under this type.
+    relabelled: bool
+
+
+@dataclass(frozen=True)
+class Counts:
+    snapshots: tuple[Count, ...]
+    sessions: tuple[Count, ...]
+    webhooks: tuple[WebhookCount, ...]
+    # First sightings and out-of-order deliveries: outside the steady state.
+    webhook_paths: tuple[Count, ...]
+    snapshot_imports_stripe: bool
+
+    def find(self, key: str) -> Count:
+        for count in (*self.snapshots, *self.sessions, *self.webhook_paths):
+            if count.key == key:
+                return count
+        raise KeyError(key)
+
+
+def measure_counts(stack: Stack) -> Counts:
+    """Run every scenario once on ``stack`` (a fresh one: the scenarios build on each other)."""
+    stack.deliver_pending()  # the seeded catalog reaches the table
+    return Counts(
+        snapshots=_snapshots(stack),
+        sessions=_sessions(stack),
+        webhooks=_webhooks_by_type(stack),
+        webhook_paths=_webhook_paths(stack),
+        snapshot_imports_stripe=snapshot_imports_stripe(),
+    )
+
+
+def count(
+    stack: Stack,
+    key: str,
+    operation: str,
+    action: Callable[[], str],
+    *,
+    expect: str,
+    seed: str = "",
+) -> Count:
+    """Run ``action`` under the counters; it must end with ``expect``."""
+    with stack.counting() as sent:
+        outcome = action()
+    if outcome != expect:
+        raise ScenarioFailed(f"{operation}: expected {expect}, got {outcome}")
+    # Ids out of the paths, so that figures read (and diff) the same from run to run.
+    stripe = tuple(STRIPE_ID.sub("{id}", call) for call in sent.stripe)
+    return Count(key, operation, tuple(sent.dynamodb), stripe, outcome, seed)
+
+
+def status(result: HttpResult) -> str:
+    return str(result.status)
+
+
+# --- users in the steady state ----------------------------------------------------------------
+
+
+def subscribed_user(stack: Stack, user: str, *, months: int = 0) -> tuple[str, Any]:
+    """A user linked through the API with a paid Pro subscription ``months`` renewals old,
+    every change delivered; (customer id, subscription)."""
+    subscription = portal.subscribed_user(stack.account, user)
+    customer = str(subscription.customer)
+    if months:
+        stack.account.standin.advance_clock(customer, seconds=months * MONTH + 3600)
+    stack.deliver_pending()
+    return customer, subscription
+
+
+# --- GET /billing --------------------------------------------------------------------------------
+
+
+def _snapshots(stack: Stack) -> tuple[Count, ...]:
+    user = "bench-snapshot"
+    subscribed_user(stack, user, months=11)  # 12 invoices: more than one page
+    first = stack.snapshot(user)
+    cursor = first.body["invoices"]["next_cursor"]
+    if first.status != 200 or not cursor:
+        raise ScenarioFailed(f"snapshot of a subscriber with 12 invoices: {first.raw}")
+    etag = first.headers["etag"]
+    return (
+        count(
+            stack,
+            "snapshot.subscriber",
+            "GET /billing, subscriber with 12 invoices",
+            lambda: status(stack.snapshot(user)),
+            expect="200",
+            seed=SEED_SNAPSHOT,
+        ),
+        count(
+            stack,
+            "snapshot.not_modified",
+            "GET /billing with the current ETag",
+            lambda: status(stack.snapshot(user, **{"if-none-match": etag})),
+            expect="304",
+        ),
+        count(
+            stack,
+            "snapshot.free",
+            "GET /billing, user without a customer",
+            lambda: status(stack.snapshot("bench-free")),
+            expect="200",
+        ),
+        count(
+            stack,
+            "snapshot.invoices",
+            "GET /billing/invoices, second page",
+            lambda: status(stack.invoices(user, cursor)),
+            expect="200",
+        ),
+    )
+
+
+# --- POST /portal-sessions, POST /setup-intents ------------------------------------------------
+
+
+def _sessions(stack: Stack) -> tuple[Count, ...]:
+    user = "bench-portal"
+    subscribed_user(stack, user)
+
+    def session(body: dict[str, Any], who: str = user) -> Callable[[], str]:
+        return lambda: status(stack.portal_session(who, body))
+
+    flows = [
+        ("portal", "portal home (no flow)", {}),
+        ("payment_method_update", "flow payment_method_update", {"flow": "payment_method_update"}),
+        ("subscription_cancel", "flow subscription_cancel", {"flow": "subscription_cancel"}),
+        ("subscription_update", "flow subscription_update", {"flow": "subscription_update"}),
+        (
+            "subscription_update_confirm",
+            "flow subscription_update_confirm (plan pro_yearly)",
+            {"flow": "subscription_update_confirm", "plan": "pro_yearly"},
+        ),
+    ]
+    counts = [
+        count(
+            stack,
+            f"session.{key}",
+            f"POST /portal-sessions, {label}",
+            session(body),
+            expect="200",
+            seed=SEED_CONFIRM if key == "subscription_update_confirm" else "",
+        )
+        for key, label, body in flows
+    ]
+    counts.append(
+        count(
+            stack,
+            "session.setup_intent",
+            "POST /setup-intents",
+            lambda: status(stack.setup_intent(user)),
+            expect="200",
+        )
+    )
+    counts.append(
+        count(
+            stack,
+            "session.first",
+            "POST /portal-sessions, a new user's first (creates the customer)",
+            session({}, "bench-new-user"),
+            expect="200",
+        )
+    )
+    # A price whose webhook never arrived (before the backfill): one lookup, then cached.
+    boto3.client("dynamodb").delete_item(
+        TableName=TABLE, Key={"pk": {"S": price_key("basic_monthly")}, "sk": {"S": PRICE}}
+    )
+    counts.append(
+        count(
+            stack,
+            "session.confirm_price_not_in_table",
+            "POST /portal-sessions, confirm to a price not in the table yet",
+            session({"flow": "subscription_update_confirm", "plan": "basic_monthly"}),
+            expect="200",
+        )
+    )
+    return tuple(counts)
+
+
+# --- POST /webhooks/stripe ------------------------------------------------------------------------
+
+
+def _webhooks_by_type(stack: Stack) -> tuple[WebhookCount, ...]:
+    start = len(stack.account.changes())
+    _webhook_history(stack, "bench-webhooks")
+    changes = stack.account.changes()[start:]
+    by_type = {change["type"]: change for change in changes}
+    # An object to relabel: the newest of its kind that still exists.
+    by_kind = {
+        kind_of(change["type"]): change
+        for change in changes
+        if not change["type"].endswith((".deleted", ".detached"))
+    }
+    results = []
+    # Deletions last, so that no later event in this loop lands on a tombstone.
+    for event_type in sorted(HANDLED_EVENT_TYPES, key=lambda t: t.endswith(".deleted")):
+        sample = by_type.get(event_type)
+        relabelled = sample is None
+        if sample is None:
+            if (kind := kind_of(event_type)) is None or kind not in by_kind:
+                raise ScenarioFailed(f"no sample object for {event_type}")
+            sample = by_kind[kind]
+        event = stack.fresh_event(
+            event_type,
+            sample["object"],
+            previous=None if relabelled else sample["previous_attributes"],
+        )
+        first = count(
+            stack,
+            f"webhook.{event_type}",
+            event_type,
+            functools.partial(stack.deliver, event),
+            expect="applied",
+        )
+        again = count(
+            stack,
+            f"webhook.{event_type}.again",
+            f"{event_type} (redelivered)",
+            functools.partial(stack.deliver, event),
+            expect="duplicate",
+        )
+        results.append(WebhookCount(event_type, first, again, relabelled))
+    return tuple(results)
+
+
+def _webhook_history(stack: Stack, user: str) -> None:
+    """Every kind of change for one user and an add-on product, all delivered."""
+    account = stack.account
+    client = account.client.v1
+    customer, subscription = subscribed_user(stack, user)
+    # A card saved through POST /setup-intents: setup_intent.succeeded.
+    secret = stack.setup_intent(user).body["client_secret"]
+    client.setup_intents.confirm(
+        secret.split("_secret_")[0], params={"payment_method": "pm_card_mastercard"}
+    )
+    # A card attached and removed again: payment_method.attached / .detached.
+    spare = client.payment_methods.attach("pm_card_amex", params={"customer": customer})
+    client.payment_methods.detach(spare.id)
+    client.customers.update(customer, params={"name": "Ada Lovelace"})
+    client.subscriptions.update(
+        subscription.id,
+        params={
+            "items": [
+                {"id": subscription["items"].data[0].id, "price": account.prices["pro_yearly"]}
+            ]
+        },
+    )
+    # The price.* and product.* events act on a product of their own, not the catalog.
+    addon = client.products.create(params={"name": "Bench Add-on"})
+    price = _recurring_price(stack, addon.id, 500, lookup_key="bench_addon_monthly")
+    client.prices.update(price.id, params={"nickname": "Add-on"})
+    client.products.update(addon.id, params={"description": "Bench add-on"})
+    stack.deliver_pending()
+
+
+def _webhook_paths(stack: Stack) -> tuple[Count, ...]:
+    """The paths that may call Stripe or write a third time: ties, stale, first sightings."""
+    account = stack.account
+    client = account.client.v1
+    _, subscription = subscribed_user(stack, "bench-paths")
+    state = stack.latest_object(subscription.id)
+    updated = stack.fresh_event("customer.subscription.updated", state)
+    if (outcome := stack.deliver(updated)) != "applied":
+        raise ScenarioFailed(f"customer.subscription.updated before the tie: {outcome}")
+    # Another event of the same second, and one a minute older than the stored state.
+    tie = {**stack.fresh_event(updated["type"], state), "created": updated["created"]}
+    stale = {**stack.fresh_event(updated["type"], state), "created": updated["created"] - 60}
+    counts = [
+        count(
+            stack,
+            "webhook.same_second",
+            "a second event of one object in the same second (re-fetch)",
+            lambda: stack.deliver(tie),
+            expect="applied",
+        ),
+        count(
+            stack,
+            "webhook.stale",
+            "an event older than the stored state (out of order)",
+            lambda: stack.deliver(stale),
+            expect="stale",
+        ),
+    ]
+
+    # A product whose product.created never arrived: its name is fetched once.
+    product = client.products.create(params={"name": "Bench Unknown"})
+    price = _recurring_price(stack, product.id, 700)
+    stack.skip_pending()
+    client.subscriptions.update(
+        subscription.id,
+        params={"items": [{"id": state["items"]["data"][0]["id"], "price": price.id}]},
+    )
+    change = _pending_of_type(stack, "customer.subscription.updated")
+    moved = stack.fresh_event(change["type"], change["object"])
+    counts.append(
+        count(
+            stack,
+            "webhook.unknown_product",
+            "a subscription naming a product not in the table yet",
+            lambda: stack.deliver(moved),
+            expect="applied",
+        )
+    )
+
+    # A customer created outside the API (e.g. in the Dashboard) with the user id in
+    # its metadata: its first subscription event links it.
+    outsider = client.customers.create(
+        params={"email": "outside@example.com", "metadata": {"user_id": "bench-outsider"}}
+    ).id
+    stack.skip_pending()
+    account.subscribe(outsider, "pro_monthly")
+    change = _pending_of_type(stack, "customer.subscription.created")
+    first_seen = stack.fresh_event(change["type"], change["object"])
+    counts.append(
+        count(
+            stack,
+            "webhook.unlinked_customer",
+            "the first event of a customer created outside the API",
+            lambda: stack.deliver(first_seen),
+            expect="applied",
+        )
+    )
+
+    # A lookup key moved to a new price: the old price's catalog entry is released.
+    _recurring_price(stack, account.products["Pro"], 31000, lookup_key="pro_yearly")
+    change = _pending_of_type(stack, "price.updated")
+    released = stack.fresh_event(
+        change["type"], change["object"], previous=change["previous_attributes"]
+    )
+    counts.append(
+        count(
+            stack,
+            "webhook.lookup_key_moved",
+            "price.updated of a price that gave up its lookup key",
+            lambda: stack.deliver(released),
+            expect="applied",
+        )
+    )
+    return tuple(counts)
+
+
+def _recurring_price(
+    stack: Stack, product: str, amount: int, *, lookup_key: str | None = None
+) -> stripe.Price:
+    """A monthly USD price; a ``lookup_key`` is taken over from any price that had it."""
+    params: stripe.params.PriceCreateParams = {
+        "product": product,
+        "currency": "usd",
+        "unit_amount": amount,
+        "recurring": {"interval": "month"},
+    }
+    if lookup_key:
+        params |= {"lookup_key": lookup_key, "transfer_lookup_key": True}
+    return stack.account.client.v1.prices.create(params=params)
+
+
+def _pending_of_type(stack: Stack, event_type: str) -> dict[str, Any]:
+    pending = stack.skip_pending()
+    found = [change for change in pending if change["type"] == event_type]
+    if not found:
+        raise ScenarioFailed(
+            f"the stand-in emitted no {event_type}: {[c['type'] for c in pending]}"
+        )
+    return found[-1]
+
+
+# --- the snapshot function's imports --------------------------------------------------------------
+
+_SNAPSHOT_IMPORTS = """
+import json, sys
+from moto import mock_aws
+with mock_aws():
+    from tests.support.aws import create_billing_table
+    create_billing_table("bench-imports")
+    from functions.billing.app import lambda_handler
+    from tests.support.events import http_event
+    from tests.support.lambda_context import invoke
+    served = invoke(lambda_handler, http_event("billing/get_billing")).status
+print(json.dumps({"status": served, "stripe": "stripe" in sys.modules}))
+"""
+
+
+def snapshot_imports_stripe() -> bool:
+    """Whether a fresh interpreter that imports the snapshot function and serves one
+    ``GET /billing`` has ``stripe`` in ``sys.modules`` afterwards."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": f"{ROOT / 'layers' / 'billing'}:{ROOT}",
+        "TABLE_NAME": "bench-imports",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-c", _SNAPSHOT_IMPORTS],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ScenarioFailed(f"snapshot import check failed:\n{done.stderr}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    if answer["status"] != 200:
+        raise ScenarioFailed(f"GET /billing in a fresh interpreter answered {answer['status']}")
+    return bool(answer["stripe"])
