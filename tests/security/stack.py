@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 import boto3
@@ -138,14 +139,17 @@ class FunctionRole:
     managed_policies: list[str] = field(default_factory=list)
     statements: list[Statement] = field(default_factory=list)
 
-    def actions_on(self, resource: str) -> set[str]:
+    def actions_on(self, resource: str, service: str = "") -> set[str]:
+        """The actions allowed on ``resource`` (by its ARN, an index of it, or a pattern
+        matching it), of ``service`` only when given (``*`` counts for every service)."""
         return {
             action
             for statement in self.statements
             if statement.effect == "Allow"
             for target in statement.resources
-            if target == resource or _index_of(target) == resource
+            if fnmatchcase(resource, target) or _index_of(target) == resource
             for action in statement.actions
+            if action == "*" or action.startswith(service)
         }
 
     def resources(self) -> set[str]:
@@ -262,7 +266,9 @@ def _reads_secret(actions: Iterable[str]) -> bool:
 
 
 def _writes_secret(actions: Iterable[str]) -> bool:
-    return any(a not in _SECRET_READ_ONLY for a in actions)
+    return any(
+        a not in _SECRET_READ_ONLY for a in actions if a.startswith(("*", "secretsmanager:"))
+    )
 
 
 def separation_problems(transformed: Mapping[str, Any]) -> list[str]:
@@ -270,7 +276,7 @@ def separation_problems(transformed: Mapping[str, Any]) -> list[str]:
     stripe_key = stripe_key_secret_arn(transformed)
     problems: list[str] = []
     for name, role in function_roles(transformed).items():
-        on_table = role.actions_on(TABLE_ARN)
+        on_table = role.actions_on(TABLE_ARN, "dynamodb:")
         if name == SNAPSHOT_FUNCTION:
             if extra := on_table - DYNAMODB_READ_ACTIONS:
                 problems.append(f"{name} (the snapshot reader) may {sorted(extra)} the table")
@@ -278,11 +284,12 @@ def separation_problems(transformed: Mapping[str, Any]) -> list[str]:
                 problems.append(f"{name} (the snapshot reader) may access {sorted(others)}")
         elif name not in TABLE_WRITERS and on_table:
             problems.append(f"{name} may {sorted(on_table)} the table")
-        if name not in STRIPE_CALLERS and _reads_secret(role.actions_on(stripe_key)):
+        key = role.actions_on(stripe_key, "secretsmanager:")
+        if name not in STRIPE_CALLERS and _reads_secret(key):
             problems.append(f"{name} may read the Stripe secret key")
-        if _writes_secret(role.actions_on(stripe_key)):
+        if _writes_secret(key):
             problems.append(f"{name} may change the Stripe secret key")
-        signing = role.actions_on(SIGNING_SECRET_ARN)
+        signing = role.actions_on(SIGNING_SECRET_ARN, "secretsmanager:")
         if name not in SIGNING_SECRET_READERS and _reads_secret(signing):
             problems.append(f"{name} may read the webhook signing secret")
         if name not in SIGNING_SECRET_WRITERS and _writes_secret(signing):

@@ -135,6 +135,34 @@ def test_allowed_origins_are_a_parameter_of_exact_origins() -> None:
     assert [o for o in ORIGINS_REFUSED if pattern.fullmatch(o)] == []
 
 
+def event_logging(template_: Template) -> list[str]:
+    """Functions that would log whole events: Authorization headers, signed webhook bodies,
+    CloudFormation's pre-signed ResponseURL (Powertools' POWERTOOLS_LOGGER_LOG_EVENT)."""
+    resources = template_["Resources"]
+    shared = template_.get("Globals", {}).get("Function", {}).get("Environment", {})
+    return [
+        name
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        and str(
+            {
+                **shared.get("Variables", {}),
+                **resource["Properties"].get("Environment", {}).get("Variables", {}),
+            }.get("POWERTOOLS_LOGGER_LOG_EVENT", "false")
+        ).lower()
+        not in ("false", "0")
+    ]
+
+
+def test_no_function_logs_whole_events() -> None:
+    assert event_logging(template()) == []
+    copy = widened(template())
+    _function(copy, "WebhookEndpointFunction")["Environment"]["Variables"][
+        "POWERTOOLS_LOGGER_LOG_EVENT"
+    ] = "true"
+    assert event_logging(copy) == ["WebhookEndpointFunction"]
+
+
 # --- the checks catch a widened template --------------------------------------------------------
 
 
@@ -164,6 +192,12 @@ def snapshot_with_read_policy(copy: Template) -> None:
 def snapshot_reads_the_stripe_key(copy: Template) -> None:
     session = _function(copy, "PortalSessionFunction")["Policies"][1]
     _function(copy, "BillingFunction")["Policies"].append(session)
+
+
+def snapshot_may_write_anything(copy: Template) -> None:
+    statement = _function(copy, "BillingFunction")["Policies"][0]["Statement"][0]
+    statement["Action"] = ["dynamodb:Query", "dynamodb:DeleteItem"]
+    statement["Resource"] = "*"
 
 
 def any_resource(copy: Template) -> None:
@@ -249,6 +283,7 @@ WIDENINGS: list[tuple[Callable[[Template], None], str]] = [
     (snapshot_may_write, r"BillingFunction \(the snapshot reader\) may \['dynamodb:PutItem'\]"),
     (snapshot_with_crud_policy, r"snapshot reader\) may \[.*'dynamodb:DeleteItem'"),
     (snapshot_with_read_policy, r"BillingFunction: wildcard resource .*/index/\*"),
+    (snapshot_may_write_anything, r"snapshot reader\) may \['dynamodb:DeleteItem'\]"),
     (snapshot_reads_the_stripe_key, r"BillingFunction may read the Stripe secret key"),
     (any_resource, r"PortalSessionFunction: wildcard resource \*"),
     (any_dynamodb_action, r"WebhookFunction: wildcard action dynamodb:\*"),

@@ -90,3 +90,18 @@ def test_custom_resources_bound_a_lost_answer_and_are_never_retried_by_lambda() 
         assert props["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
         # The timer answers 5 s before the deadline, well within ServiceTimeout.
         assert int(props["Timeout"]) < int(resources[name]["Properties"]["ServiceTimeout"])
+
+
+def test_the_log_level_parameter_reaches_lambda_and_powertools() -> None:
+    # With JSON logs Lambda sets AWS_LAMBDA_LOG_LEVEL (INFO unless told), and
+    # Powertools obeys it over POWERTOOLS_LOG_LEVEL: both must come from LogLevel.
+    resources = template()["Resources"]
+    lambda_levels = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
+    assert set(template()["Parameters"]["LogLevel"]["AllowedValues"]) <= lambda_levels
+    assert template()["Globals"]["Function"]["Environment"]["Variables"][
+        "POWERTOOLS_LOG_LEVEL"
+    ] == {"Ref": "LogLevel"}
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::Serverless::Function":
+            logging = resource["Properties"]["LoggingConfig"]
+            assert logging["ApplicationLogLevel"] == {"Ref": "LogLevel"}, name
