@@ -244,7 +244,7 @@ def local_deployment(
         running.callback(server.stop)
         webhook_url = f"{gateway_url}/webhooks/stripe"
 
-        if external is None and standin is not None:
+        if standin is not None:
             endpoint_id = _register_webhook_endpoint(stack, webhook_url)
             status.webhook_secret = _signing_secret(stack.refs["WebhookSigningSecret"])
             # The catalog was created before the endpoint existed: resend its events,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -18,14 +17,9 @@ import pytest
 import requests
 import stripe
 
+from tests.support.local_stack import dev_token, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def dev_command(port: int, stripe_port: int) -> list[str]:
@@ -56,14 +50,7 @@ class LocalStack:
     log: IO[str]
 
     def token(self, sub: str, email: str | None = None) -> str:
-        response = requests.post(
-            f"{self.api_url}/_dev/token",
-            json={"sub": sub, "email": email or f"{sub}@example.com"},
-            timeout=5,
-        )
-        response.raise_for_status()
-        token: str = response.json()["token"]
-        return token
+        return dev_token(self.api_url, sub, email)
 
     def get(self, path: str, token: str) -> requests.Response:
         return requests.get(
@@ -156,13 +143,19 @@ def subscriber(stack: LocalStack, user_id: str, lookup_key: str = "pro_monthly")
     price = client.v1.prices.list({"lookup_keys": [lookup_key]}).data[0]
     client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
     # Ready once the webhooks have brought the subscription and card to the snapshot.
-    token = stack.token(user_id)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        billing = stack.get("/billing", token).json()
-        if billing["plan"] and billing["payment_method"]:
-            break
-        time.sleep(0.1)
-    else:
+    billing = eventually(stack, stack.token(user_id), lambda b: b["plan"] and b["payment_method"])
+    if not (billing["plan"] and billing["payment_method"]):
         raise AssertionError(f"{user_id}'s subscription never reached GET /billing")
     return customer.id
+
+
+def eventually(
+    stack: LocalStack, token: str, check: Callable[[dict[str, Any]], Any]
+) -> dict[str, Any]:
+    """The snapshot once ``check`` holds (webhooks are asynchronous), or fail after 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        billing: dict[str, Any] = stack.get("/billing", token).json()
+        if check(billing) or time.monotonic() > deadline:
+            return billing
+        time.sleep(0.2)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import secrets
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,10 +30,11 @@ from tests.e2e.conftest import (
     LocalStack,
     dev_command,
     dev_environment,
-    free_port,
+    eventually,
     start_local_stack,
     stop_local_stack,
 )
+from tests.support.local_stack import free_port
 
 
 @dataclass
@@ -112,15 +112,6 @@ def external() -> Iterator[ExternalRun]:
     standin.stop()
 
 
-def wait_for(condition: Any, what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} within {timeout} s")
-
-
 def test_make_dev_talks_to_the_account_and_starts_no_stand_in(external: ExternalRun) -> None:
     assert external.stack.info["stripe_url"] == external.account.standin.url
     assert external.stack.info["webhook_secret"].startswith("whsec_")
@@ -165,9 +156,9 @@ def test_forwarded_events_reach_the_billing_page(external: ExternalRun) -> None:
 
     account.client.v1.subscriptions.update(subscription.id, {"cancel_at_period_end": True})
 
-    wait_for(
-        lambda: stack.get("/billing", token).json()["cancels_at"] is not None,
-        "the cancellation forwarded by `stripe listen` reached GET /billing",
+    billing = eventually(stack, token, lambda b: b["cancels_at"] is not None)
+    assert billing["cancels_at"], (
+        "the cancellation forwarded by `stripe listen` reached GET /billing"
     )
 
 

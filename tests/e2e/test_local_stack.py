@@ -6,7 +6,8 @@ import subprocess
 
 import requests
 
-from tests.e2e.conftest import ROOT, LocalStack, dev_command, dev_environment, free_port
+from tests.e2e.conftest import ROOT, LocalStack, dev_command, dev_environment
+from tests.support.local_stack import free_port
 
 
 def test_the_demo_user_sees_plan_card_and_invoices(local_stack: LocalStack) -> None:

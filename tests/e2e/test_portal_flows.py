@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import html
 import re
-import time
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
 import requests
 
-from tests.e2e.conftest import LocalStack, subscriber
+from tests.e2e.conftest import LocalStack, eventually, subscriber
 
 
 def open_portal(stack: LocalStack, token: str, body: dict[str, Any]) -> requests.Response:
@@ -36,18 +34,6 @@ def submit(page: requests.Response, action_suffix: str, **fields: str) -> reques
                 action, data={**hidden, **fields}, allow_redirects=False, timeout=10
             )
     raise AssertionError(f"no form ending in {action_suffix} on {page.url}")
-
-
-def eventually(
-    stack: LocalStack, token: str, check: Callable[[dict[str, Any]], bool]
-) -> dict[str, Any]:
-    """The snapshot once ``check`` holds (webhooks are asynchronous), or fail after 10 s."""
-    deadline = time.monotonic() + 10
-    while True:
-        billing: dict[str, Any] = stack.get("/billing", token).json()
-        if check(billing) or time.monotonic() > deadline:
-            return billing
-        time.sleep(0.2)
 
 
 def test_cancelling_in_the_portal_shows_the_cancellation_date(local_stack: LocalStack) -> None:

@@ -11,7 +11,6 @@ written.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,17 +26,11 @@ from billing.stripe_client import STRIPE_API_VERSION
 from sandbox.dev import LocalDeployment, local_deployment
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.conftest import forget_cached_clients
+from tests.support.local_stack import dev_token, free_port
 
 # Initialised from the environment at import, like a cold start: imported anew
 # for each deployment (``local_deployment`` imports them for the custom resources).
 _COLD_START_MODULES = ("functions.portal_config.app", "functions.webhook_endpoint.app")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -54,14 +47,7 @@ class Product:
         return self.deployment.api_url
 
     def token(self, sub: str, email: str | None = None) -> str:
-        response = requests.post(
-            f"{self.url}/_dev/token",
-            json={"sub": sub, "email": email or f"{sub}@example.com"},
-            timeout=5,
-        )
-        response.raise_for_status()
-        token: str = response.json()["token"]
-        return token
+        return dev_token(self.url, sub, email)
 
     def call(
         self, method: str, path: str, token: str | None = None, **kwargs: Any
