@@ -16,6 +16,7 @@ from bench.artifacts import LAYER, measure_artifacts
 from bench.budgets import counted_verdicts, measured_verdicts
 from bench.cold_start import measure_cold_starts
 from bench.counts import measure_counts
+from bench.first_response import measure_first_responses
 from bench.report import Run, render
 from bench.stack import offline_stack
 from bench.timing import measure_timing
@@ -37,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         timing = measure_timing(stack)
     step(f"timing cold starts ({args.runs} runs per function and variant)")
     cold = measure_cold_starts(args.runs)
+    step(f"timing cold starts to the first response ({args.runs} runs per function)")
+    with offline_stack() as stack:
+        first = measure_first_responses(stack, args.runs)
     step("zipping the build artifacts")
     artifacts = measure_artifacts()
     layer = next(artifact for artifact in artifacts if artifact.name == LAYER)
@@ -49,7 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds=time.perf_counter() - started,
     )
     text = render(
-        run, counts=counts, timing=timing, cold=cold, artifacts=artifacts, verdicts=verdicts
+        run,
+        counts=counts,
+        timing=timing,
+        cold=cold,
+        first=first,
+        artifacts=artifacts,
+        verdicts=verdicts,
     )
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)

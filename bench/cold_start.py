@@ -34,7 +34,8 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,28 +136,28 @@ def measure_cold_starts(
     variants: Sequence[str] = VARIANTS,
 ) -> ColdStarts:
     """Median import times of ``functions`` (default: all) and the naive baseline."""
-    if not (BUILD / "template.yaml").exists():
-        raise RuntimeError("no .aws-sam/build: run `make build` first")
     environments = function_environments()
     names = list(functions or environments)
     environments[NAIVE] = {**environments[names[0]], "AWS_LAMBDA_FUNCTION_NAME": NAIVE}
-    interpreter = _python313()
+    interpreter = python313()
     samples: dict[tuple[str, str, str], list[float]] = {}
     stripe: dict[str, bool] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-cold-start-") as work:
-        base = Path(work)
-        runtime = _runtime(base / "runtime")
-        layers, replaced = _layers(base, variants)
-        tasks = {v: _tasks(base / v / "task", names, naive, compiled=v == "pyc") for v in variants}
+    with workspace(names, naive=naive, variants=variants) as built:
         for round_ in range(runs + 1):  # round 0 warms the file cache
             for variant in variants:
-                for name, task in tasks[variant].items():
+                for name, task in built.tasks[variant].items():
                     answer = _run(
-                        interpreter, task, layers[variant], runtime, variant, env=environments[name]
+                        interpreter,
+                        task,
+                        built.layers[variant],
+                        built.runtime,
+                        variant,
+                        env=environments[name],
                     )
                     stripe[name] = answer["stripe"]
                     for clock in ("cpu", "wall") if round_ else ():
                         samples.setdefault((name, variant, clock), []).append(answer[clock])
+        replaced = built.replaced
 
     def medians(name: str, clock: str) -> dict[str, float]:
         return {v: statistics.median(samples[name, v, clock]) for v in variants}
@@ -166,6 +167,32 @@ def measure_cold_starts(
         for name in [*names, *([NAIVE] if naive else [])]
     )
     return ColdStarts(results, runs, interpreter, replaced)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The build as Lambda lays it out, per variant: task dirs, the layer, the runtime."""
+
+    runtime: Path
+    layers: dict[str, Path]  # by variant
+    tasks: dict[str, dict[str, Path]]  # by variant, then function
+    replaced: tuple[str, ...]  # arm64 extension modules swapped for host builds
+
+
+@contextmanager
+def workspace(
+    names: Iterable[str], *, naive: bool, variants: Sequence[str] = VARIANTS
+) -> Iterator[Workspace]:
+    """Copies of the built functions and layer in a temporary directory, for one run."""
+    if not (BUILD / "template.yaml").exists():
+        raise RuntimeError("no .aws-sam/build: run `make build` first")
+    names = list(names)
+    with tempfile.TemporaryDirectory(prefix="bench-cold-start-") as work:
+        base = Path(work)
+        runtime = _runtime(base / "runtime")
+        layers, replaced = _layers(base, variants)
+        tasks = {v: _tasks(base / v / "task", names, naive, compiled=v == "pyc") for v in variants}
+        yield Workspace(runtime, layers, tasks, replaced)
 
 
 def function_environments() -> dict[str, dict[str, str]]:
@@ -192,7 +219,7 @@ def function_environments() -> dict[str, dict[str, str]]:
     return environments
 
 
-def _python313() -> str:
+def python313() -> str:
     """The interpreter behind this virtualenv, which must be 3.13 (Lambda's)."""
     interpreter = getattr(sys, "_base_executable", sys.executable)
     if sys.version_info[:2] != (3, 13):

@@ -9,6 +9,7 @@ from bench.artifacts import Artifact
 from bench.budgets import Verdict, described
 from bench.cold_start import NAIVE, ColdStarts
 from bench.counts import Count, Counts
+from bench.first_response import FirstResponses
 from bench.timing import Rate, Timing
 
 
@@ -29,6 +30,7 @@ def render(
     counts: Counts,
     timing: Timing,
     cold: ColdStarts,
+    first: FirstResponses,
     artifacts: Sequence[Artifact],
     verdicts: Sequence[Verdict],
 ) -> str:
@@ -42,6 +44,7 @@ def render(
         *_throughput(timing),
         *_latency(timing),
         *_cold_starts(cold),
+        *_first_responses(first, cold),
         *_artifacts(artifacts),
         "",
         "## Budgets (`make bench-check`)",
@@ -239,6 +242,47 @@ def _cold_starts(cold: ColdStarts) -> list[str]:
             if swapped
             else ""
         ),
+    ]
+
+
+def _first_responses(first: FirstResponses, cold: ColdStarts) -> list[str]:
+    session = first.of("PortalSessionFunction").total_ms
+    rows = [
+        (
+            f.function,
+            f.request,
+            f"{f.import_ms:.0f}",
+            f"{f.request_ms:.0f}",
+            f"{f.total_ms:.0f}",
+            f"{f.total_ms / session:.2f}",
+        )
+        for f in first.functions
+    ]
+    import_share = (
+        cold.of("BillingFunction").cpu_ms["pyc"] / cold.of("PortalSessionFunction").cpu_ms["pyc"]
+    )
+    return [
+        "",
+        f"## Cold start to the first response (CPU, .pyc, medians of {first.runs} fresh processes)",
+        "",
+        *_table(
+            (
+                "function",
+                "first request",
+                "import ms",
+                "first request ms",
+                "total ms",
+                "vs portal session (total)",
+            ),
+            rows,
+        ),
+        "",
+        "The same fresh processes and build as the table above, then one real request: AWS "
+        "calls over HTTP to moto's server, Stripe calls to the stand-in, both outside the "
+        "timed process. Work a function puts off from its import to its first request "
+        "shows here. Snapshot over portal session: "
+        f"{first.of('BillingFunction').total_ms / session:.0%} to the first response, "
+        f"{import_share:.0%} at import (`bench.first_response`).",
     ]
 
 

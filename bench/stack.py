@@ -4,9 +4,10 @@ DynamoDB and Secrets Manager are moto (in-process); Stripe is the local stand-in
 real HTTP, seeded with the test catalog and portal configuration; the handlers run
 in-process as the Lambda runtime calls them. Two independent counters:
 
-- DynamoDB: a ``before-call.dynamodb`` hook on boto3's default session, registered
-  before the product builds its clients, so every DynamoDB client the product
-  creates carries it (one count per API call; moto never retries).
+- DynamoDB: a ``before-call.dynamodb`` hook on the product's botocore session
+  (``billing.attributes.aws_session``), registered before the product builds its
+  clients, so every DynamoDB client the product creates carries it (one count per
+  API call; moto never retries).
 - Stripe: a wrapper around stripe-python's ``HTTPClient.request_with_retries``, the
   one door of every Stripe call; cross-checked after each operation against the
   stand-in's own log (``GET /_standin/requests``), which would also see a call that
@@ -28,6 +29,7 @@ import boto3
 import stripe
 from moto import mock_aws
 
+from billing.attributes import aws_session
 from functions.billing.app import lambda_handler as billing_handler
 from functions.portal_session.app import lambda_handler as session_handler
 from sandbox.stripe_standin.server import StripeStandIn
@@ -62,9 +64,9 @@ class _Counter:
     def __init__(self) -> None:
         self.current: Requests | None = None
 
-    def on_dynamodb(self, model: Any, **_: Any) -> None:
+    def on_dynamodb(self, **event: Any) -> None:  # botocore passes keywords only
         if self.current is not None:
-            self.current.dynamodb.append(model.name)
+            self.current.dynamodb.append(event["model"].name)
 
     def on_stripe(self, method: str, url: str) -> None:
         if self.current is not None:
@@ -77,6 +79,7 @@ class Stack:
 
     account: Account
     _counter: _Counter
+    environment: dict[str, str]  # what the functions see: table, secrets' names, endpoints
     _delivered: int = 0  # stand-in changes already delivered as webhooks
     _newest: int = 0  # the newest ``created`` among them, or of an event made here
 
@@ -183,34 +186,30 @@ def offline_stack() -> Iterator[Stack]:
         resources.enter_context(mock_aws())
         standin = resources.enter_context(StripeStandIn())
         resources.enter_context(_quiet_function_logs())
-        # Registered before any product client exists, so all of them inherit it.
-        boto3.setup_default_session()
-        boto3.DEFAULT_SESSION.events.register("before-call.dynamodb", counter.on_dynamodb)  # type: ignore[union-attr]
         create_billing_table(TABLE)
         secrets = boto3.client("secretsmanager")
         secrets.create_secret(Name=SECRET_NAME, SecretString=standin.api_key)
         secrets.create_secret(Name=WEBHOOK_SECRET_NAME, SecretString=WEBHOOK_SECRET)
         account = seed_account(standin)
-        resources.enter_context(
-            mock.patch.dict(
-                os.environ,
-                {
-                    "TABLE_NAME": TABLE,
-                    "STRIPE_SECRET_NAME": SECRET_NAME,
-                    "WEBHOOK_SECRET_NAME": WEBHOOK_SECRET_NAME,
-                    "STRIPE_API_BASE": standin.url,
-                    "ALLOWED_ORIGINS": "https://app.example.com",
-                    "DEFAULT_RETURN_URL": "https://app.example.com/account",
-                    "PORTAL_CONFIGURATION_ID": account.configuration,
-                },
-            )
-        )
+        environment = {
+            **_AWS,
+            "TABLE_NAME": TABLE,
+            "STRIPE_SECRET_NAME": SECRET_NAME,
+            "WEBHOOK_SECRET_NAME": WEBHOOK_SECRET_NAME,
+            "STRIPE_API_BASE": standin.url,
+            "ALLOWED_ORIGINS": "https://app.example.com",
+            "DEFAULT_RETURN_URL": "https://app.example.com/account",
+            "PORTAL_CONFIGURATION_ID": account.configuration,
+        }
+        resources.enter_context(mock.patch.dict(os.environ, environment))
         resources.enter_context(
             mock.patch.object(stripe.HTTPClient, "request_with_retries", counted_send)
         )
         forget_warm_state()
         resources.callback(forget_warm_state)
-        yield Stack(account, counter)
+        # Registered before any product client exists, so all of them inherit it.
+        aws_session().register("before-call.dynamodb", counter.on_dynamodb)
+        yield Stack(account, counter, environment)
 
 
 @contextmanager

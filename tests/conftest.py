@@ -11,7 +11,9 @@ import requests
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
+from billing.attributes import aws_session
 from billing.projection_store import projection_store_for_table
+from billing.secrets import secrets_provider
 from billing.settings import (
     get_provisioning_settings,
     get_settings,
@@ -128,5 +130,7 @@ def forget_cached_clients() -> None:
     get_snapshot_settings.cache_clear()
     get_provisioning_settings.cache_clear()
     projection_store_for_table.cache_clear()
+    aws_session.cache_clear()
     reset_stripe_client()
     parameters.clear_caches()
+    secrets_provider.cache_clear()

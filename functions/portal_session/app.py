@@ -38,7 +38,7 @@ _COMMON_ERRORS: dict[int, OpenAPIResponse] = {
     401: unauthorized_doc(),
     422: error_doc("Invalid request"),
     502: error_doc("Stripe failed; retry after Retry-After seconds"),
-    503: error_doc("Stripe or storage unavailable; retry after Retry-After seconds"),
+    503: error_doc("Stripe, storage or secrets unavailable; retry after Retry-After seconds"),
 }
 
 

@@ -10,7 +10,6 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from billing.errors import InvalidSignature, MalformedBody
@@ -18,6 +17,7 @@ from billing.http import error_doc, install_error_handlers
 from billing.library_logs import cap_library_loggers
 from billing.projection import StripeEvent
 from billing.projection_store import projection_store_for_table
+from billing.secrets import secret_string
 from billing.settings import WebhookSettings, get_webhook_settings
 from billing.stripe_client import get_stripe_client
 from billing.webhooks import (
@@ -40,7 +40,7 @@ install_error_handlers(app)
         200: {"description": "Event received (applied, duplicate, stale or ignored)"},
         400: error_doc("Missing, wrong or stale signature, or not a Stripe event"),
         502: error_doc("Stripe failed while the event was handled; Stripe retries"),
-        503: error_doc("Storage or Stripe unavailable; Stripe retries"),
+        503: error_doc("Storage, Stripe or secrets unavailable; Stripe retries"),
     },
 )
 def receive_event() -> Response[Any]:
@@ -111,12 +111,12 @@ def _refresh_allowed() -> bool:
 
 
 def signing_secrets(settings: WebhookSettings, *, force_fetch: bool = False) -> tuple[str, ...]:
-    value = parameters.get_secret(
+    value = secret_string(
         settings.webhook_secret_name,
         max_age=settings.secret_cache_seconds,
         force_fetch=force_fetch,
     )
-    return parse_secrets(value if isinstance(value, str) else "")
+    return parse_secrets(value)
 
 
 def processor(settings: WebhookSettings) -> WebhookProcessor:

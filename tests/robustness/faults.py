@@ -1,8 +1,8 @@
-"""DynamoDB faults injected into the functions' own boto3 client, below its retries.
+"""AWS faults injected into the functions' own botocore clients, below their retries.
 
-A ``before-send`` handler answers in DynamoDB's place, as DynamoDB answers a
-throttled or failed request, so botocore parses the answer and applies the
-retry policy the layer configured, exactly as on Lambda.
+A ``before-send`` handler answers in the service's place (DynamoDB, Secrets Manager), as
+the service answers a throttled or failed request, so botocore parses the answer and
+applies the retry policy the layer configured, exactly as on Lambda.
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ from botocore.compat import HTTPHeaders
 
 
 @dataclass(frozen=True)
-class DynamoDBError:
+class AwsError:
     code: str
     status: int
 
 
-THROTTLED = DynamoDBError("ProvisionedThroughputExceededException", 400)
-THROTTLING = DynamoDBError("ThrottlingException", 400)
-INTERNAL_ERROR = DynamoDBError("InternalServerError", 500)
-UNAVAILABLE = DynamoDBError("ServiceUnavailable", 503)
+THROTTLED = AwsError("ProvisionedThroughputExceededException", 400)
+THROTTLING = AwsError("ThrottlingException", 400)
+INTERNAL_ERROR = AwsError("InternalServerError", 500)
+UNAVAILABLE = AwsError("ServiceUnavailable", 503)
+SECRETS_INTERNAL_ERROR = AwsError("InternalServiceError", 500)
 
 
 class _Body:
@@ -39,9 +40,9 @@ class _Body:
 
 
 @contextmanager
-def dynamodb_failing(
+def aws_failing(
     client: Any,
-    error: DynamoDBError,
+    error: AwsError,
     *,
     count: int | None = None,
     operations: Collection[str] = (),
@@ -60,14 +61,16 @@ def dynamodb_failing(
             if count is not None and len(failed) >= count:
                 return None
             failed.append(operation)
-        body = {"__type": f"com.amazonaws.dynamodb.v20120810#{error.code}", "message": "injected"}
+        body = {"__type": f"{error_type_prefix}{error.code}", "message": "injected"}
         headers = HTTPHeaders()
         headers["x-amzn-RequestId"] = "injected"
         headers["Content-Type"] = "application/x-amz-json-1.0"
         return AWSResponse(request.url, error.status, headers, _Body(json.dumps(body).encode()))
 
-    client.meta.events.register("before-send.dynamodb", fail)
+    service = client.meta.service_model.service_id.hyphenize()
+    error_type_prefix = "com.amazonaws.dynamodb.v20120810#" if service == "dynamodb" else ""
+    client.meta.events.register(f"before-send.{service}", fail)
     try:
         yield failed
     finally:
-        client.meta.events.unregister("before-send.dynamodb", fail)
+        client.meta.events.unregister(f"before-send.{service}", fail)

@@ -16,16 +16,15 @@ from typing import Any
 
 import stripe
 
+from billing.attributes import from_item, to_attribute
 from billing.projection import Kind, change_from_object
 from billing.projection_store import (
     INVOICE_PREFIX,
     SNAPSHOT,
     UserItems,
-    from_item,
     invoice_sort_key,
     record_fields,
     slot_attribute,
-    to_attribute,
 )
 from billing.settings import get_snapshot_settings
 from billing.snapshot import BillingSnapshot, compose

@@ -20,16 +20,18 @@ import pytest
 import requests
 
 from billing.projection_store import event_key
+from billing.secrets import secrets_provider
 from billing.settings import get_settings
 from sandbox.stripe_standin.webhooks import signature_header
 from tests.robustness.conftest import Product
 from tests.robustness.faults import (
     INTERNAL_ERROR,
+    SECRETS_INTERNAL_ERROR,
     THROTTLED,
     THROTTLING,
     UNAVAILABLE,
-    DynamoDBError,
-    dynamodb_failing,
+    AwsError,
+    aws_failing,
 )
 from tests.robustness.oracle import expected_projection, projected, served
 from tests.support.aws import template
@@ -37,6 +39,7 @@ from tests.support.aws import template
 # API Gateway answers a bare 500 once a function runs past its Timeout.
 FUNCTION_TIMEOUT = float(template()["Globals"]["Function"]["Timeout"])
 ATTEMPTS = 3  # the layer's DynamoDB client: one call and two retries
+SECRETS_ATTEMPTS = 2  # billing.secrets: one call and one retry
 
 
 def assert_retry_later(response: requests.Response, status: int, code: str) -> None:
@@ -98,20 +101,20 @@ def no_stripe_faults(product: Product) -> Any:
     "error", [THROTTLED, THROTTLING, INTERNAL_ERROR, UNAVAILABLE], ids=lambda e: e.code
 )
 def test_get_billing_rides_out_a_brief_dynamodb_fault_and_answers_503_while_it_lasts(
-    product: Product, error: DynamoDBError
+    product: Product, error: AwsError
 ) -> None:
     client = product.functions_dynamodb()
     token = product.token(product.deployment.demo_user)
     baseline = product.call("GET", "/billing", token)
     assert baseline.status_code == 200, baseline.text
 
-    with dynamodb_failing(client, error, count=ATTEMPTS - 1) as failed:
+    with aws_failing(client, error, count=ATTEMPTS - 1) as failed:
         brief = product.call("GET", "/billing", token)
     assert failed == ["Query"] * (ATTEMPTS - 1)
     assert brief.status_code == 200, brief.text
     assert brief.json() == baseline.json()
 
-    with dynamodb_failing(client, error) as failed:
+    with aws_failing(client, error) as failed:
         outage, seconds = timed(lambda: product.call("GET", "/billing", token))
     assert_retry_later(outage, 503, "storage_unavailable")
     assert failed == ["Query"] * ATTEMPTS
@@ -128,7 +131,7 @@ def test_a_failed_link_write_answers_503_writes_nothing_and_the_retry_links_one_
     product.standin.hold_deliveries()  # the customer.created webhook would link it too
     try:
         before = product.items()
-        with dynamodb_failing(
+        with aws_failing(
             product.functions_dynamodb(), THROTTLED, operations={"TransactWriteItems"}
         ) as failed:
             response, seconds = timed(
@@ -160,7 +163,7 @@ def test_webhooks_failing_on_dynamodb_answer_5xx_and_stripe_s_retries_converge(
 ) -> None:
     user = "fault-retry-user"
     started_at = len(product.standin.deliveries())
-    with dynamodb_failing(
+    with aws_failing(
         product.functions_dynamodb(),
         INTERNAL_ERROR,
         operations={"TransactWriteItems"},
@@ -194,6 +197,46 @@ def test_webhooks_failing_on_dynamodb_answer_5xx_and_stripe_s_retries_converge(
         product.standin.redeliver(event)
     product.standin.wait_idle(timeout=30)
     assert product.items() == items
+
+
+# --- Secrets Manager ------------------------------------------------------------------------
+
+
+def test_secrets_manager_down_is_503_with_retry_after_for_sessions_and_webhooks(
+    product: Product,
+) -> None:
+    user = "fault-secrets-user"
+    token = product.token(user)
+    customer = subscribe(product, user)
+    product.standin.wait_idle(timeout=30)
+    event = events_of(product, customer)[-1]
+    request = product.standin.state.webhook_delivery(event, product.deployment.webhook_endpoint_id)
+    assert request is not None
+
+    def deliver() -> requests.Response:
+        header = signature_header(request.body, request.secret, int(time.time()))
+        return requests.post(
+            f"{product.url}/webhooks/stripe",
+            data=request.body.encode(),
+            headers={"Content-Type": "application/json", "Stripe-Signature": header},
+            timeout=40,
+        )
+
+    provider = secrets_provider()
+    provider.clear_cache()  # as in a new container: both secrets must be read
+    before = product.items()
+    with aws_failing(provider.client, SECRETS_INTERNAL_ERROR) as failed:
+        session, seconds = timed(lambda: product.call("POST", "/portal-sessions", token, json={}))
+        webhook = deliver()
+    assert_retry_later(session, 503, "secrets_unavailable")
+    assert_retry_later(webhook, 503, "secrets_unavailable")  # Stripe retries a 5xx
+    assert failed == ["GetSecretValue"] * (2 * SECRETS_ATTEMPTS)
+    assert seconds < FUNCTION_TIMEOUT - 2, f"{seconds:.1f} s: too close to the Lambda timeout"
+    assert product.items() == before, "a request without its secret wrote something"
+
+    recovered = product.call("POST", "/portal-sessions", token, json={})
+    assert recovered.status_code == 200, recovered.text
+    assert deliver().status_code == 200
 
 
 # --- Stripe ---------------------------------------------------------------------------------

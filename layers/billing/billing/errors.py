@@ -97,6 +97,14 @@ class InvalidCursor(BillingError):
     code = "invalid_cursor"
 
 
+class SecretsUnavailable(BillingError):
+    """Secrets Manager could not be read (down, throttling, or the secret is missing)."""
+
+    status = 503
+    code = "secrets_unavailable"
+    retry_after_seconds: ClassVar[int] = 5
+
+
 class StorageBusy(BillingError):
     """DynamoDB kept refusing a write (contention or throttling): safe to retry."""
 

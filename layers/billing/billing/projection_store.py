@@ -29,9 +29,9 @@ from enum import StrEnum
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from billing.attributes import from_item, to_attribute
 from billing.projection import Kind, Record
 from billing.store import LINK, PRICE, BillingStore, customer_key, price_key, user_key
 
@@ -45,9 +45,6 @@ SNAPSHOT = "SNAPSHOT"
 INVOICE_PREFIX = "INVOICE#"
 EVENT = "EVENT"
 PRODUCT = "PRODUCT"
-
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
 
 
 def event_key(event_id: str) -> str:
@@ -65,14 +62,6 @@ def invoice_sort_key(created: int, invoice_id: str) -> str:
 
 def slot_attribute(kind: Kind, object_id: str) -> str:
     return f"{kind.value}#{object_id}"
-
-
-def to_attribute(value: Any) -> AttributeValueTypeDef:
-    return _serializer.serialize(value)
-
-
-def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in item.items()}
 
 
 @dataclass(frozen=True)

@@ -38,13 +38,12 @@ take any UTF-8 string up to 2048 bytes, and ``sub`` is at most 255 characters).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
-from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from billing.attributes import aws_session, to_attribute
 from billing.errors import Conflict
 from billing.models import CatalogPrice
 
@@ -64,7 +63,6 @@ DYNAMODB_CLIENT_CONFIG = Config(
     connect_timeout=1,
     read_timeout=2,
 )
-_serializer = TypeSerializer()
 _LINK_ATTEMPTS = 3
 
 
@@ -90,7 +88,8 @@ class BillingStore:
     @property
     def client(self) -> DynamoDBClient:
         if self._client is None:
-            self._client = boto3.client("dynamodb", config=DYNAMODB_CLIENT_CONFIG)
+            client = aws_session().create_client("dynamodb", config=DYNAMODB_CLIENT_CONFIG)
+            self._client = cast("DynamoDBClient", client)
         return self._client
 
     # --- user <-> customer link ------------------------------------------------------------
@@ -209,7 +208,7 @@ def _price_to_item(price: CatalogPrice) -> dict[str, AttributeValueTypeDef]:
         "sk": {"S": PRICE},
     }
     for name, value in price_to_fields(price).items():
-        item[name] = _serializer.serialize(value)
+        item[name] = to_attribute(value)
     return item
 
 

@@ -1,7 +1,7 @@
 """The one place a Stripe client is built, and Stripe errors are translated.
 
 The client is created on first use, never at import: the secret key comes from
-Secrets Manager through Powertools Parameters (cached for
+Secrets Manager through Powertools Parameters (``billing.secrets``, cached for
 ``SECRET_CACHE_SECONDS``), and a rotated key builds a fresh client. The API
 version is pinned here and must equal the one stripe-python was generated for,
 so payload shapes match the code (a test checks it). ``STRIPE_API_BASE``
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import stripe
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities import parameters
 
 from billing.errors import FlowRejected, StripeFailed, StripeUnavailable
+from billing.secrets import secret_string
 from billing.settings import StripeSettings, get_settings
 
 STRIPE_API_VERSION = "2026-10-28.endive"
@@ -54,10 +54,8 @@ def reset_stripe_client() -> None:
 
 
 def _secret_key(settings: StripeSettings) -> str:
-    value = parameters.get_secret(
-        settings.stripe_secret_name, max_age=settings.secret_cache_seconds
-    )
-    if not isinstance(value, str) or not value.strip():
+    value = secret_string(settings.stripe_secret_name, max_age=settings.secret_cache_seconds)
+    if not value.strip():
         raise StripeFailed("The Stripe secret key is not configured.")
     return value.strip()
 
