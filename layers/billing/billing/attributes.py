@@ -1,9 +1,10 @@
 """DynamoDB attribute values to and from Python values, and the one AWS session, without boto3.
 
 boto3's ``TypeSerializer``/``TypeDeserializer`` live in ``boto3.dynamodb.types``, and
-importing that runs ``boto3/__init__``, which imports s3transfer: about 40 ms of CPU on
-every cold start, and 30-45 ms more to the first response (``make bench``), for two small
-converters. The functions use botocore directly instead (what boto3 wraps):
+importing that runs ``boto3/__init__``, which imports s3transfer, for two small
+converters. Without it, cold starts to the first response are 13 ms (snapshot) and 28 ms
+(portal session) shorter in CPU time, imports 34 and 46 ms (``bench.first_response``,
+before and after, medians). The functions use botocore directly instead (what boto3 wraps):
 
 - reading uses Powertools' port of boto3's deserializer (``aws_lambda_powertools.shared``,
   in the layer already; the same conversions, numbers as ``Decimal``);
