@@ -11,7 +11,6 @@ import requests
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from billing.attributes import aws_session
 from billing.projection_store import projection_store_for_table
 from billing.secrets import secrets_provider
 from billing.settings import (
@@ -20,6 +19,7 @@ from billing.settings import (
     get_snapshot_settings,
     get_webhook_settings,
 )
+from billing.store import aws_session
 from billing.stripe_client import reset_stripe_client
 from sandbox.cloudformation import ResponseReceiver
 from sandbox.stripe_standin.server import StripeStandIn

@@ -1,4 +1,4 @@
-"""DynamoDB attribute values to and from Python values, and the one AWS session, without boto3.
+"""DynamoDB attribute values to and from Python values, without boto3.
 
 boto3's ``TypeSerializer``/``TypeDeserializer`` live in ``boto3.dynamodb.types``, and
 importing that runs ``boto3/__init__``, which imports s3transfer, for two small
@@ -19,10 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import botocore.session
 from aws_lambda_powertools.shared.dynamodb_deserializer import DYNAMODB_CONTEXT, TypeDeserializer
 
 if TYPE_CHECKING:
@@ -59,14 +57,6 @@ def from_attribute(value: Mapping[str, Any]) -> Any:
 
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     return {name: from_attribute(value) for name, value in item.items()}
-
-
-@cache
-def aws_session() -> botocore.session.Session:
-    """The process's botocore session: credentials and region from the environment, and
-    the event hooks every client made from it inherits (tests and ``make bench`` count
-    requests through them)."""
-    return botocore.session.get_session()
 
 
 def _number(value: int | Decimal) -> str:

@@ -38,12 +38,14 @@ take any UTF-8 string up to 2048 bytes, and ``sub`` is at most 255 characters).
 from __future__ import annotations
 
 import time
+from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from billing.attributes import aws_session, to_attribute
+from billing.attributes import to_attribute
 from billing.errors import Conflict
 from billing.models import CatalogPrice
 
@@ -64,6 +66,14 @@ DYNAMODB_CLIENT_CONFIG = Config(
     read_timeout=2,
 )
 _LINK_ATTEMPTS = 3
+
+
+@cache
+def aws_session() -> botocore.session.Session:
+    """The process's botocore session: credentials and region from the environment, and
+    the event hooks every client made from it inherits (tests and ``make bench`` count
+    requests through them)."""
+    return botocore.session.get_session()
 
 
 def user_key(user_id: str) -> str:
