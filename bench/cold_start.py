@@ -231,17 +231,24 @@ def _run(
     interpreter: str, task: Path, layer: Path, runtime: Path, variant: str, *, env: dict[str, str]
 ) -> dict[str, Any]:
     flags = ["-I", "-S"] + (["-B"] if variant == "source" else [])
-    done = subprocess.run(  # noqa: S603 - our interpreter and our script
+    return run_child(
         [interpreter, *flags, "-c", _CHILD, str(task), str(layer), str(runtime)],
-        env=env,
         cwd=task,
-        capture_output=True,
-        text=True,
-        check=False,
+        env=env,
+        failure=f"importing {task.name} ({variant}) failed",
+    )
+
+
+def run_child(
+    command: Sequence[str], *, cwd: Path, env: dict[str, str], failure: str
+) -> dict[str, Any]:
+    """Run a timing script in a fresh interpreter; the JSON of its last line of output."""
+    done = subprocess.run(  # noqa: S603 - our interpreter and our script
+        command, env=env, cwd=cwd, capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        raise RuntimeError(f"importing {task.name} ({variant}) failed:\n{done.stderr}")
-    answer: dict[str, Any] = json.loads(done.stdout)
+        raise RuntimeError(f"{failure}:\n{done.stderr}")
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return answer
 
 

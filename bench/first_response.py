@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import statistics
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
-from bench.cold_start import function_environments, python313, workspace
+from bench.cold_start import function_environments, python313, run_child, workspace
 from bench.counts import subscribed_user
 from bench.stack import Stack
 from tests.support.events import http_event
@@ -133,19 +132,13 @@ def measure_first_responses(stack: Stack, runs: int = 15) -> FirstResponses:
             events = _event_files(built.runtime.parent)
             for round_ in range(runs + 1):  # round 0 warms the file cache
                 for request in REQUESTS:
-                    answer = _run(
-                        interpreter,
-                        [
-                            str(built.tasks["pyc"][request.function]),
-                            str(built.layers["pyc"]),
-                            str(built.runtime),
-                            str(events[request.function]),
-                        ],
-                        env={
-                            **environments[request.function],
-                            **stack.environment,
-                            **endpoint,
-                        },
+                    task = built.tasks["pyc"][request.function]
+                    paths = (task, built.layers["pyc"], built.runtime, events[request.function])
+                    answer = run_child(
+                        [interpreter, "-I", "-S", "-c", _CHILD, *map(str, paths)],
+                        cwd=task,
+                        env={**environments[request.function], **stack.environment, **endpoint},
+                        failure=f"first request of {request.function} failed",
                     )
                     _check(request, answer)
                     if round_:
@@ -172,21 +165,6 @@ def _event_files(directory: Path) -> dict[str, Path]:
         files[request.function] = directory / f"{request.function}.event.json"
         files[request.function].write_text(json.dumps(request.event()))
     return files
-
-
-def _run(interpreter: str, arguments: list[str], *, env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run(  # noqa: S603 - our interpreter and our script
-        [interpreter, "-I", "-S", "-c", _CHILD, *arguments],
-        env=env,
-        cwd=arguments[0],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"first request of {Path(arguments[0]).name} failed:\n{done.stderr}")
-    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer
 
 
 def _check(request: Request, answer: dict[str, Any]) -> None:

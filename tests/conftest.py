@@ -8,7 +8,6 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
 from billing.projection_store import projection_store_for_table
@@ -132,5 +131,4 @@ def forget_cached_clients() -> None:
     projection_store_for_table.cache_clear()
     aws_session.cache_clear()
     reset_stripe_client()
-    parameters.clear_caches()
     secrets_provider.cache_clear()

@@ -22,6 +22,7 @@ import requests
 from billing.projection_store import event_key
 from billing.secrets import secrets_provider
 from billing.settings import get_settings
+from sandbox.stripe_standin.state import WebhookDelivery
 from sandbox.stripe_standin.webhooks import signature_header
 from tests.robustness.conftest import Product
 from tests.robustness.faults import (
@@ -82,6 +83,17 @@ def events_of(product: Product, customer: str) -> list[str]:
 def customers_of(product: Product, user: str) -> list[str]:
     customers = product.stripe.v1.customers.list(params={"limit": 100}).auto_paging_iter()
     return [c.id for c in customers if (c.to_dict().get("metadata") or {}).get("user_id") == user]
+
+
+def deliver(product: Product, request: WebhookDelivery) -> requests.Response:
+    """One delivery of the stand-in's webhook ``request``, signed now, as Stripe sends it."""
+    header = signature_header(request.body, request.secret, int(time.time()))
+    return requests.post(
+        f"{product.url}/webhooks/stripe",
+        data=request.body.encode(),
+        headers={"Content-Type": "application/json", "Stripe-Signature": header},
+        timeout=40,
+    )
 
 
 def stripe_faults(product: Product, **spec: Any) -> None:
@@ -213,21 +225,12 @@ def test_secrets_manager_down_is_503_with_retry_after_for_sessions_and_webhooks(
     request = product.standin.state.webhook_delivery(event, product.deployment.webhook_endpoint_id)
     assert request is not None
 
-    def deliver() -> requests.Response:
-        header = signature_header(request.body, request.secret, int(time.time()))
-        return requests.post(
-            f"{product.url}/webhooks/stripe",
-            data=request.body.encode(),
-            headers={"Content-Type": "application/json", "Stripe-Signature": header},
-            timeout=40,
-        )
-
     provider = secrets_provider()
     provider.clear_cache()  # as in a new container: both secrets must be read
     before = product.items()
     with aws_failing(provider.client, SECRETS_INTERNAL_ERROR) as failed:
         session, seconds = timed(lambda: product.call("POST", "/portal-sessions", token, json={}))
-        webhook = deliver()
+        webhook = deliver(product, request)
     assert_retry_later(session, 503, "secrets_unavailable")
     assert_retry_later(webhook, 503, "secrets_unavailable")  # Stripe retries a 5xx
     assert failed == ["GetSecretValue"] * (2 * SECRETS_ATTEMPTS)
@@ -236,7 +239,7 @@ def test_secrets_manager_down_is_503_with_retry_after_for_sessions_and_webhooks(
 
     recovered = product.call("POST", "/portal-sessions", token, json={})
     assert recovered.status_code == 200, recovered.text
-    assert deliver().status_code == 200
+    assert deliver(product, request).status_code == 200
 
 
 # --- Stripe ---------------------------------------------------------------------------------
@@ -322,21 +325,12 @@ def test_a_webhook_that_needs_stripe_answers_5xx_stores_nothing_and_its_retry_ap
         assert request is not None
         before = product.items()
 
-        def deliver() -> requests.Response:
-            header = signature_header(request.body, request.secret, int(time.time()))
-            return requests.post(
-                f"{product.url}/webhooks/stripe",
-                data=request.body.encode(),
-                headers={"Content-Type": "application/json", "Stripe-Signature": header},
-                timeout=40,
-            )
-
         stripe_faults(product, **fault)
-        failed = deliver()
+        failed = deliver(product, request)
         assert_retry_later(failed, status, code)
         assert product.items() == before, "a failed delivery wrote something"
 
-        applied = deliver()
+        applied = deliver(product, request)
         assert applied.status_code == 200, applied.text
         assert json.loads(applied.text)["outcome"] == "applied"
         assert any(i["pk"]["S"] == event_key(event) for i in product.items())
