@@ -437,13 +437,20 @@ with mock_aws():
     from tests.support.events import http_event
     from tests.support.lambda_context import invoke
     served = invoke(lambda_handler, http_event("billing/get_billing")).status
-print(json.dumps({"status": served, "stripe": "stripe" in sys.modules}))
+print(json.dumps({"status": served, "loaded": [m for m in sys.argv[1:] if m in sys.modules]}))
 """
+# What GET /billing must never load: stripe (it makes no Stripe call) and pydantic (the
+# biggest part of a cold start it does not need; see functions/billing/app.py).
+WATCHED_IMPORTS = ("stripe", "pydantic")
 
 
 def snapshot_imports_stripe() -> bool:
-    """Whether a fresh interpreter that imports the snapshot function and serves one
-    ``GET /billing`` has ``stripe`` in ``sys.modules`` afterwards."""
+    return "stripe" in snapshot_imports()
+
+
+def snapshot_imports() -> frozenset[str]:
+    """Which of ``WATCHED_IMPORTS`` are in ``sys.modules`` of a fresh interpreter that
+    imported the snapshot function and served one ``GET /billing``."""
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": f"{ROOT / 'layers' / 'billing'}:{ROOT}",
@@ -454,7 +461,7 @@ def snapshot_imports_stripe() -> bool:
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
     done = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", _SNAPSHOT_IMPORTS],
+        [sys.executable, "-c", _SNAPSHOT_IMPORTS, *WATCHED_IMPORTS],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -466,4 +473,4 @@ def snapshot_imports_stripe() -> bool:
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     if answer["status"] != 200:
         raise ScenarioFailed(f"GET /billing in a fresh interpreter answered {answer['status']}")
-    return bool(answer["stripe"])
+    return frozenset(answer["loaded"])

@@ -31,6 +31,7 @@ from moto import mock_aws
 
 from billing.store import aws_session
 from functions.billing.app import lambda_handler as billing_handler
+from functions.invoices.app import lambda_handler as invoices_handler
 from functions.portal_session.app import lambda_handler as session_handler
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.conftest import SECRET_NAME, TABLE, WEBHOOK_SECRET, WEBHOOK_SECRET_NAME
@@ -108,10 +109,10 @@ class Stack:
         return invoke(billing_handler, event)
 
     def invoices(self, user: str, cursor: str) -> HttpResult:
-        event = http_event("billing/get_invoices", user=user)
+        event = http_event("invoices/get_invoices", user=user)
         event["queryStringParameters"] = {"cursor": cursor}
         event["rawQueryString"] = f"cursor={cursor}"
-        return invoke(billing_handler, event)
+        return invoke(invoices_handler, event)
 
     def portal_session(self, user: str, body: dict[str, Any]) -> HttpResult:
         return post(body, user=user)

@@ -21,7 +21,7 @@ import boto3
 
 from bench.counts import ScenarioFailed, subscribed_user
 from bench.stack import TABLE, Stack
-from billing.projection import Kind, change_from_object
+from billing.projection import change_from_object
 from billing.projection_store import (
     SNAPSHOT,
     Slot,
@@ -30,7 +30,8 @@ from billing.projection_store import (
     record_fields,
     slot_attribute,
 )
-from billing.settings import get_snapshot_settings
+from billing.records import Kind
+from billing.snapshot_settings import get_snapshot_settings
 from billing.store import user_key
 from functions.billing.app import lambda_handler as billing_handler
 from functions.webhook.app import lambda_handler as webhook_handler

@@ -12,12 +12,8 @@ from moto import mock_aws
 
 from billing.projection_store import projection_store_for_table
 from billing.secrets import secrets_provider
-from billing.settings import (
-    get_provisioning_settings,
-    get_settings,
-    get_snapshot_settings,
-    get_webhook_settings,
-)
+from billing.settings import get_provisioning_settings, get_settings, get_webhook_settings
+from billing.snapshot_settings import get_snapshot_settings
 from billing.store import aws_session
 from billing.stripe_client import reset_stripe_client
 from sandbox.cloudformation import ResponseReceiver

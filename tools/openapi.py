@@ -12,6 +12,7 @@ from pathlib import Path
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 
 from functions.billing.app import app as billing_app
+from functions.invoices.app import app as invoices_app
 from functions.portal_session.app import app as portal_session_app
 from functions.webhook.app import app as webhook_app
 
@@ -35,7 +36,7 @@ def openapi_document() -> str:
                 security=[{"jwt": []}],
             )
         )
-        for app in (portal_session_app, billing_app, webhook_app)
+        for app in (portal_session_app, billing_app, invoices_app, webhook_app)
     ]
     schema = documents[0]
     for other in documents[1:]:

@@ -13,6 +13,7 @@ backfill path, into a second table).
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from typing import Any
 
@@ -20,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.projection import Kind
 from billing.projection_store import ProjectionStore
+from billing.records import Kind
 from billing.settings import get_backfill_settings
-from billing.snapshot import compose
+from billing.snapshot import compose, to_json
 from billing.stripe_client import get_stripe_client
 from billing.webhooks import WebhookProcessor
 from tests.support.aws import create_billing_table
@@ -129,13 +130,21 @@ def expected_snapshot(account: Account, user: str, customer: str) -> dict[str, A
 
 
 def _snapshot(store: ProjectionStore, user: str) -> dict[str, Any]:
-    view = compose(
-        store.user_items(user, invoices=50),
-        portal_flows=("payment_method_update", "subscription_cancel", "subscription_update"),
-        page_size=50,
-        expiry_warning_days=30,
-        now=time.time(),
-    ).model_dump(mode="json")
+    view: dict[str, Any] = json.loads(
+        to_json(
+            compose(
+                store.user_items(user, invoices=50),
+                portal_flows=(
+                    "payment_method_update",
+                    "subscription_cancel",
+                    "subscription_update",
+                ),
+                page_size=50,
+                expiry_warning_days=30,
+                now=time.time(),
+            )
+        )
+    )
     view.pop("as_of")
     return view
 

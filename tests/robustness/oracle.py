@@ -9,6 +9,7 @@ is involved, so the oracle cannot share a bug with the event path it checks.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 import stripe
 
 from billing.attributes import from_item, to_attribute
-from billing.projection import Kind, change_from_object
+from billing.projection import change_from_object
 from billing.projection_store import (
     INVOICE_PREFIX,
     SNAPSHOT,
@@ -26,8 +27,9 @@ from billing.projection_store import (
     record_fields,
     slot_attribute,
 )
-from billing.settings import get_snapshot_settings
-from billing.snapshot import BillingSnapshot, compose
+from billing.records import Kind
+from billing.snapshot import BillingSnapshot, compose, to_json
+from billing.snapshot_settings import get_snapshot_settings
 from billing.store import LINK, customer_key, user_key
 
 USER_METADATA_KEY = "user_id"
@@ -59,7 +61,7 @@ class Expected:
             last_key=None,
         )
         return served(
-            compose_snapshot(items, page_size=settings.invoice_page_size).model_dump(mode="json")
+            json.loads(to_json(compose_snapshot(items, page_size=settings.invoice_page_size)))
         )
 
 

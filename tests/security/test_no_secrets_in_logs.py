@@ -36,6 +36,7 @@ from billing.library_logs import LIBRARY_LOG_LEVELS
 from billing.stripe_client import get_stripe_client, reset_stripe_client
 from functions.backfill.app import lambda_handler as backfill
 from functions.billing.app import lambda_handler as billing
+from functions.invoices.app import lambda_handler as invoices_page
 from functions.portal_session import app as portal_session_app
 from functions.webhook.app import lambda_handler as webhook
 from sandbox.cloudformation import ResponseReceiver
@@ -270,11 +271,11 @@ def test_webhook_and_billing_functions(
     assert snapshot.status == 200
     assert snapshot.body["status"] == subscription.status
     assert snapshot.body["payment_method"]["last4"] == "4242"
-    invoices = http_event("billing/get_invoices", user="user-sec-4")
+    invoices = http_event("invoices/get_invoices", user="user-sec-4")
     for cursor in (CARD_NUMBER, base64.urlsafe_b64encode(CARD_NUMBER.encode()).decode()):
         invoices["queryStringParameters"] = {"cursor": cursor}
         invoices["rawQueryString"] = f"cursor={cursor}"
-        assert probe.http(billing, invoices).status == 400
+        assert probe.http(invoices_page, invoices).status == 400
     boto3.client("dynamodb").delete_table(TableName=TABLE)
     assert probe.http(billing, http_event("billing/get_billing", user="user-sec-4")).status == 503
     assert deliver(events[0]).status == 503

@@ -50,8 +50,9 @@ def all_problems(transformed: Template) -> list[str]:
 # --- the template as it is --------------------------------------------------------------------
 
 
-def test_the_snapshot_function_can_only_read_the_table() -> None:
-    role = function_roles(deployed())["BillingFunction"]
+@pytest.mark.parametrize("function", ["BillingFunction", "InvoicesFunction"])
+def test_the_snapshot_functions_can_only_read_the_table(function: str) -> None:
+    role = function_roles(deployed())[function]
     assert role.resources() == {TABLE_ARN}
     assert role.actions_on(TABLE_ARN) == {"dynamodb:Query"}
     assert role.actions_on(TABLE_ARN) <= DYNAMODB_READ_ACTIONS
@@ -66,6 +67,7 @@ def test_every_grant_names_a_resource_of_the_stack_without_wildcards() -> None:
     assert set(roles) == {
         "PortalSessionFunction",
         "BillingFunction",
+        "InvoicesFunction",
         "WebhookFunction",
         "BackfillFunction",
         "PortalConfigFunction",
@@ -176,6 +178,11 @@ def snapshot_may_write(copy: Template) -> None:
     statement["Action"] = ["dynamodb:Query", "dynamodb:PutItem"]
 
 
+def invoices_may_write(copy: Template) -> None:
+    statement = _function(copy, "InvoicesFunction")["Policies"][0]["Statement"][0]
+    statement["Action"] = ["dynamodb:Query", "dynamodb:UpdateItem"]
+
+
 def snapshot_with_crud_policy(copy: Template) -> None:
     _function(copy, "BillingFunction")["Policies"] = [
         {"DynamoDBCrudPolicy": {"TableName": {"Ref": "BillingTable"}}}
@@ -281,6 +288,7 @@ def cors_for_every_header_and_method(copy: Template) -> None:
 
 WIDENINGS: list[tuple[Callable[[Template], None], str]] = [
     (snapshot_may_write, r"BillingFunction \(the snapshot reader\) may \['dynamodb:PutItem'\]"),
+    (invoices_may_write, r"InvoicesFunction \(the snapshot reader\) may \['dynamodb:UpdateItem'\]"),
     (snapshot_with_crud_policy, r"snapshot reader\) may \[.*'dynamodb:DeleteItem'"),
     (snapshot_with_read_policy, r"BillingFunction: wildcard resource .*/index/\*"),
     (snapshot_may_write_anything, r"snapshot reader\) may \['dynamodb:DeleteItem'\]"),

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from billing.errors import AlreadyCancelling, AlreadyOnPlan, NoSubscription, UnsupportedSubscription
-from billing.flows import build_after_completion, build_flow_data
-from billing.models import (
+from billing.domain import (
     AfterCompletion,
     CatalogPrice,
     CurrentSubscription,
@@ -14,6 +14,8 @@ from billing.models import (
     PlanChange,
     SubscriptionItem,
 )
+from billing.errors import AlreadyCancelling, AlreadyOnPlan, NoSubscription, UnsupportedSubscription
+from billing.flows import build_after_completion, build_flow_data
 
 RETURN = "https://app.example.com/account"
 SUB = CurrentSubscription(
@@ -87,8 +89,8 @@ def test_subscription_flows_without_a_subscription_conflict(kind: FlowKind) -> N
 @pytest.mark.parametrize(
     "subscription",
     [
-        SUB.model_copy(update={"cancel_at_period_end": True, "cancel_at": 2}),
-        SUB.model_copy(update={"cancel_at": 1_900_000_000}),
+        replace(SUB, cancel_at_period_end=True, cancel_at=2),
+        replace(SUB, cancel_at=1_900_000_000),
     ],
 )
 def test_cancel_of_a_subscription_already_ending_conflicts(
@@ -101,9 +103,9 @@ def test_cancel_of_a_subscription_already_ending_conflicts(
 @pytest.mark.parametrize(
     "change",
     [
-        PlanChange(price=PRO.model_copy(update={"price_id": "price_basic"})),
+        PlanChange(price=replace(PRO, price_id="price_basic")),
         PlanChange(quantity=1),
-        PlanChange(price=PRO.model_copy(update={"price_id": "price_basic"}), quantity=1),
+        PlanChange(price=replace(PRO, price_id="price_basic"), quantity=1),
     ],
 )
 def test_confirm_to_the_plan_already_held_conflicts(change: PlanChange) -> None:
@@ -114,10 +116,8 @@ def test_confirm_to_the_plan_already_held_conflicts(change: PlanChange) -> None:
 
 
 def test_confirm_on_a_multi_item_subscription_conflicts() -> None:
-    two_items = SUB.model_copy(
-        update={
-            "items": (*SUB.items, SubscriptionItem(id="si_2", price_id="price_addon", quantity=1))
-        }
+    two_items = replace(
+        SUB, items=(*SUB.items, SubscriptionItem(id="si_2", price_id="price_addon", quantity=1))
     )
     with pytest.raises(UnsupportedSubscription):
         build_flow_data(

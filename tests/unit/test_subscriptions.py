@@ -7,9 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from billing.domain import CurrentSubscription, SubscriptionItem
 from billing.errors import Unauthenticated
 from billing.identity import user_from_claims
-from billing.models import CurrentSubscription, PortalSessionRequest, SubscriptionItem
+from billing.models import PortalSessionRequest
 from billing.subscriptions import pick_current_subscription
 
 ITEM = (SubscriptionItem(id="si", price_id="price", quantity=1),)

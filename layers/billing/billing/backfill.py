@@ -23,7 +23,8 @@ from typing import Any
 import stripe
 from aws_lambda_powertools import Logger
 
-from billing.projection import Kind, StripeEvent
+from billing.projection import StripeEvent
+from billing.records import Kind
 from billing.stripe_client import stripe_errors
 from billing.webhooks import WebhookProcessor
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from billing.domain import AfterCompletion, CurrentSubscription, FlowKind, PlanChange
 from billing.errors import (
     AlreadyCancelling,
     AlreadyOnPlan,
@@ -17,7 +18,6 @@ from billing.errors import (
     NoSubscription,
     UnsupportedSubscription,
 )
-from billing.models import AfterCompletion, CurrentSubscription, FlowKind, PlanChange
 
 if TYPE_CHECKING:  # typing only: keeps this module importable without stripe
     from stripe.params.billing_portal import (

@@ -1,7 +1,14 @@
-"""HTTP plumbing shared by the API functions: error bodies and exception handlers."""
+"""HTTP plumbing shared by the API functions: error bodies and exception handlers.
+
+No pydantic here: the snapshot function uses it and loads none (``billing.domain``).
+The bodies are dataclasses, which the resolvers' OpenAPI generation reads like models.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -11,9 +18,26 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from botocore.exceptions import BotoCoreError, ClientError
 
 from billing.errors import BillingError, MalformedBody
-from billing.models import ErrorResponse, GatewayMessage
 
 logger = Logger(child=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    error: ErrorDetail
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayMessage:
+    """API Gateway's own error body, e.g. its JWT authorizer's ``{"message": "Unauthorized"}``."""
+
+    message: str
 
 
 def error_doc(description: str) -> OpenAPIResponse:
@@ -41,11 +65,30 @@ def error_response(
     return Response(
         status_code=status,
         content_type="application/json",
-        body=ErrorResponse.model_validate(
-            {"error": {"code": code, "message": message}}
-        ).model_dump_json(),
+        body=json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":")),
         headers=headers,
     )
+
+
+# Browsers revalidate with If-None-Match every time; shared caches never store it.
+CACHE_CONTROL = "private, no-cache"
+
+
+def cacheable(body: str, if_none_match: str | None) -> Response[Any]:
+    """200 with an ETag, or 304 when the client already has this body."""
+    etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+    if etag_matches(if_none_match, etag):
+        return Response(status_code=304, headers=headers)
+    return Response(status_code=200, content_type="application/json", body=body, headers=headers)
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison against an If-None-Match list (or ``*``)."""
+    if not if_none_match:
+        return False
+    candidates = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+    return "*" in candidates or etag in candidates
 
 
 def install_error_handlers(app: APIGatewayHttpResolver) -> None:

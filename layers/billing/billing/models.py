@@ -1,41 +1,16 @@
-"""Domain and API models shared by the functions.
+"""API bodies of the portal-session function, validated by pydantic.
 
-Domain models describe the state the product reads (a user's current
-subscription, a catalog price); API models describe request and response
-bodies and feed the OpenAPI document the resolvers generate.
+They feed the OpenAPI document the resolvers generate. The domain's value types
+are in ``billing.domain``; error bodies in ``billing.http``.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
-class FlowKind(StrEnum):
-    """Portal deep links this API offers (Stripe's ``flow_data.type``)."""
-
-    PAYMENT_METHOD_UPDATE = "payment_method_update"
-    SUBSCRIPTION_CANCEL = "subscription_cancel"
-    SUBSCRIPTION_UPDATE = "subscription_update"
-    SUBSCRIPTION_UPDATE_CONFIRM = "subscription_update_confirm"
-
-    @property
-    def needs_subscription(self) -> bool:
-        return self is not FlowKind.PAYMENT_METHOD_UPDATE
-
-
-class AfterCompletion(StrEnum):
-    """Where the portal takes the customer once the flow is done."""
-
-    REDIRECT = "redirect"  # back to the session's return_url
-    HOSTED_CONFIRMATION = "hosted_confirmation"  # Stripe's confirmation page
-    PORTAL_HOMEPAGE = "portal_homepage"  # the portal's home screen
-
-
-# The statuses in which a customer still has a subscription to manage.
-CURRENT_STATUSES = ("active", "trialing", "past_due")
+from billing.domain import AfterCompletion, FlowKind
 
 # Locales Stripe's billing portal accepts (stripe-python 16's SessionCreateParams).
 PortalLocale = Literal[
@@ -45,59 +20,6 @@ PortalLocale = Literal[
     "sv", "th", "tr", "vi", "zh", "zh-HK", "zh-TW",
 ]  # fmt: skip
 
-
-class SubscriptionItem(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    price_id: str
-    lookup_key: str | None = None
-    quantity: int | None = None
-
-
-class CurrentSubscription(BaseModel):
-    """The subscription a user manages through the portal (see ``subscriptions``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    status: str
-    created: int
-    items: tuple[SubscriptionItem, ...]
-    cancel_at_period_end: bool = False
-    cancel_at: int | None = None
-
-    @property
-    def is_cancelling(self) -> bool:
-        """Already set to end: at period end, or at a scheduled date."""
-        return self.cancel_at_period_end or self.cancel_at is not None
-
-
-class CatalogPrice(BaseModel):
-    """A recurring price, addressed by its lookup key."""
-
-    model_config = ConfigDict(frozen=True)
-
-    price_id: str
-    lookup_key: str
-    product_id: str
-    active: bool
-    currency: str
-    unit_amount: int | None = None
-    interval: str | None = None
-    interval_count: int | None = None
-
-
-class PlanChange(BaseModel):
-    """What a ``subscription_update_confirm`` flow should switch the single item to."""
-
-    model_config = ConfigDict(frozen=True)
-
-    price: CatalogPrice | None = None  # None: keep the current price
-    quantity: int | None = None  # None: keep the current quantity
-
-
-# --- API bodies -----------------------------------------------------------------------------
 
 LOOKUP_KEY_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
 
@@ -153,18 +75,3 @@ class SetupIntentResponse(BaseModel):
     client_secret: str = Field(
         description="Pass to Stripe.js confirmSetup(); it embeds the SetupIntent id by design."
     )
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
-
-
-class GatewayMessage(BaseModel):
-    """API Gateway's own error body, e.g. its JWT authorizer's ``{"message": "Unauthorized"}``."""
-
-    message: str

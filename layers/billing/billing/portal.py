@@ -13,16 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from billing.domain import AfterCompletion, CatalogPrice, CurrentSubscription, PlanChange
 from billing.errors import NoSubscription, UnknownPlan
 from billing.flows import build_flow_data
 from billing.identity import User
-from billing.models import (
-    AfterCompletion,
-    CatalogPrice,
-    CurrentSubscription,
-    PlanChange,
-    PortalSessionRequest,
-)
+from billing.models import PortalSessionRequest
 from billing.projection import price_record
 from billing.projection_store import ProjectionStore
 from billing.settings import Settings

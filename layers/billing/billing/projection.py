@@ -20,25 +20,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from billing.errors import MalformedBody
-from billing.models import CatalogPrice
-
-
-class Kind(StrEnum):
-    """The kinds of Stripe object the projection keeps."""
-
-    CUSTOMER = "customer"
-    SUBSCRIPTION = "subscription"
-    PAYMENT_METHOD = "payment_method"
-    INVOICE = "invoice"
-    PRICE = "price"
-    PRODUCT = "product"
-
+from billing.records import (
+    CustomerRecord,
+    InvoiceRecord,
+    ItemRecord,
+    Kind,
+    PaymentMethodRecord,
+    PriceRecord,
+    ProductRecord,
+    Record,
+    SubscriptionRecord,
+)
 
 # Event type prefix -> the kind of its data.object (customer and payment
 # method events are listed one by one below). Anything else is acknowledged
@@ -142,106 +139,7 @@ def is_handled(event: StripeEvent) -> bool:
     return kind_of(event.type) is not None
 
 
-# --- records -------------------------------------------------------------------------------
-
-
-class Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class CustomerRecord(Record):
-    email: str | None = None
-    name: str | None = None
-    default_payment_method: str | None = None
-    user_id: str | None = None
-    deleted: bool = False
-
-
-class ItemRecord(Record):
-    id: str
-    price: str
-    product: str
-    lookup_key: str | None = None
-    nickname: str | None = None
-    product_name: str | None = None
-    unit_amount: int | None = None
-    currency: str
-    interval: str | None = None
-    interval_count: int | None = None
-    quantity: int | None = None
-    current_period_end: int | None = None
-
-
-class SubscriptionRecord(Record):
-    customer: str
-    status: str
-    created: int
-    items: tuple[ItemRecord, ...]
-    cancel_at: int | None = None
-    cancel_at_period_end: bool = False
-    canceled_at: int | None = None
-    ended_at: int | None = None
-    trial_end: int | None = None
-    paused: bool = False
-    pause_behavior: str | None = None
-    resumes_at: int | None = None
-    cancellation_reason: str | None = None
-    cancellation_feedback: str | None = None
-    default_payment_method: str | None = None
-
-
-class PaymentMethodRecord(Record):
-    customer: str | None
-    type: str
-    brand: str | None = None
-    last4: str | None = None
-    exp_month: int | None = None
-    exp_year: int | None = None
-
-
-class InvoiceRecord(Record):
-    customer: str
-    number: str | None = None
-    created: int
-    amount_due: int
-    amount_paid: int
-    currency: str
-    status: str | None = None
-    hosted_invoice_url: str | None = None
-    invoice_pdf: str | None = None
-    subscription: str | None = None
-    deleted: bool = False
-
-
-class PriceRecord(Record):
-    product: str
-    lookup_key: str | None = None
-    nickname: str | None = None
-    active: bool
-    unit_amount: int | None = None
-    currency: str
-    interval: str | None = None
-    interval_count: int | None = None
-    deleted: bool = False
-
-    def catalog_price(self, price_id: str) -> CatalogPrice:
-        """This price as a catalog entry under its lookup key."""
-        return CatalogPrice(
-            price_id=price_id,
-            lookup_key=self.lookup_key or "",
-            product_id=self.product,
-            active=self.active,
-            currency=self.currency,
-            unit_amount=self.unit_amount,
-            interval=self.interval,
-            interval_count=self.interval_count,
-        )
-
-
-class ProductRecord(Record):
-    name: str
-    active: bool = True
-    deleted: bool = False
+# --- records from Stripe objects ------------------------------------------------------------
 
 
 def _id(value: Any) -> str | None:

@@ -132,29 +132,6 @@ class ProvisioningSettings(StripeSettings):
     )
 
 
-class SnapshotSettings(TableSettings):
-    """The billing-snapshot function's settings (it never talks to Stripe)."""
-
-    # Flows the portal configuration offers; the snapshot's ``actions`` only
-    # list these. The deploy-time portal configuration sets it.
-    portal_flows: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=("payment_method_update", "subscription_cancel", "subscription_update"),
-        validation_alias="PORTAL_FLOWS",
-    )
-    invoice_page_size: int = Field(default=10, ge=1, le=50, validation_alias="INVOICE_PAGE_SIZE")
-    # A card expiring within this many days is flagged ``expiring_soon``.
-    card_expiry_warning_days: int = Field(
-        default=30, ge=0, le=365, validation_alias="CARD_EXPIRY_WARNING_DAYS"
-    )
-
-    @field_validator("portal_flows", mode="before")
-    @classmethod
-    def _split_flows(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-
 @cache
 def get_settings() -> Settings:
     """The portal-session settings of this container, read on first use."""
@@ -170,11 +147,6 @@ def get_webhook_settings() -> WebhookSettings:
 def get_backfill_settings() -> ProjectionSettings:
     """The backfill writes like the webhook but needs no signing secret."""
     return ProjectionSettings()
-
-
-@cache
-def get_snapshot_settings() -> SnapshotSettings:
-    return SnapshotSettings()
 
 
 @cache

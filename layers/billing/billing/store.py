@@ -46,8 +46,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from billing.attributes import to_attribute
+from billing.domain import CatalogPrice
 from billing.errors import Conflict
-from billing.models import CatalogPrice
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from billing.models import CURRENT_STATUSES, CurrentSubscription, SubscriptionItem
+from billing.domain import CURRENT_STATUSES, CurrentSubscription, SubscriptionItem
 
 
 def pick_current_subscription(

@@ -30,7 +30,6 @@ from billing.errors import InvalidSignature, StorageBusy
 from billing.projection import (
     SETUP_INTENT_SUCCEEDED,
     Change,
-    Kind,
     StripeEvent,
     change_for,
     change_from_object,
@@ -51,6 +50,7 @@ from billing.projection_store import (
     record_fields,
     slot_attribute,
 )
+from billing.records import Kind
 from billing.settings import ProjectionSettings
 from billing.store import PRICE, price_key, price_to_fields, user_key
 from billing.stripe_client import STRIPE_API_VERSION, idempotency_key, stripe_errors
