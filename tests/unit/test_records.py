@@ -57,7 +57,7 @@ def values_of(hint: Any) -> st.SearchStrategy[Any]:
         return st.lists(values_of(typing.get_args(hint)[0]), max_size=3).map(tuple)
     if typing.get_origin(hint) is list:
         return st.lists(values_of(typing.get_args(hint)[0]), max_size=3)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return instances(hint)
     simple: dict[Any, st.SearchStrategy[Any]] = {
         type(None): st.none(),
