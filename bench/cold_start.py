@@ -89,7 +89,12 @@ os.chdir(task)
 wall, cpu = time.perf_counter(), time.process_time()
 importlib.import_module("app")
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-print(json.dumps({"wall": wall * 1000, "cpu": cpu * 1000, "stripe": "stripe" in sys.modules}))
+print(json.dumps({
+    "wall": wall * 1000,
+    "cpu": cpu * 1000,
+    "stripe": "stripe" in sys.modules,
+    "pydantic": "pydantic" in sys.modules,
+}))
 """
 
 _DUMMY_ENV = {
@@ -115,6 +120,7 @@ class ColdStart:
     cpu_ms: dict[str, float]
     wall_ms: dict[str, float]
     imports_stripe: bool
+    imports_pydantic: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,6 +148,7 @@ def measure_cold_starts(
     interpreter = python313()
     samples: dict[tuple[str, str, str], list[float]] = {}
     stripe: dict[str, bool] = {}
+    pydantic: dict[str, bool] = {}
     with workspace(names, naive=naive, variants=variants) as built:
         for round_ in range(runs + 1):  # round 0 warms the file cache
             for variant in variants:
@@ -155,6 +162,7 @@ def measure_cold_starts(
                         env=environments[name],
                     )
                     stripe[name] = answer["stripe"]
+                    pydantic[name] = answer["pydantic"]
                     for clock in ("cpu", "wall") if round_ else ():
                         samples.setdefault((name, variant, clock), []).append(answer[clock])
         replaced = built.replaced
@@ -163,7 +171,7 @@ def measure_cold_starts(
         return {v: statistics.median(samples[name, v, clock]) for v in variants}
 
     results = tuple(
-        ColdStart(name, medians(name, "cpu"), medians(name, "wall"), stripe[name])
+        ColdStart(name, medians(name, "cpu"), medians(name, "wall"), stripe[name], pydantic[name])
         for name in [*names, *([NAIVE] if naive else [])]
     )
     return ColdStarts(results, runs, interpreter, replaced)

@@ -209,6 +209,7 @@ def _cold_starts(cold: ColdStarts) -> list[str]:
             f"{f.cpu_ms['pyc'] / naive:.2f}",
             f"{f.cpu_ms['pyc'] / session:.2f}",
             "yes" if f.imports_stripe else "no",
+            "yes" if f.imports_pydantic else "no",
         )
         for f in cold.functions
     ]
@@ -227,6 +228,7 @@ def _cold_starts(cold: ColdStarts) -> list[str]:
                 "vs naive (CPU, .pyc)",
                 "vs portal session (CPU, .pyc)",
                 "imports stripe",
+                "imports pydantic",
             ),
             rows,
         ),
