@@ -12,7 +12,7 @@ import functools
 import json
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -425,19 +425,22 @@ def _pending_of_type(stack: Stack, event_type: str) -> dict[str, Any]:
     return found[-1]
 
 
-# --- the snapshot function's imports --------------------------------------------------------------
+# --- the read functions' imports ------------------------------------------------------------------
 
-_SNAPSHOT_IMPORTS = """
-import json, sys
+_IMPORTS_AFTER_ONE_REQUEST = """
+import importlib, json, sys
+module, event_name, query, *watched = sys.argv[1:]
 from moto import mock_aws
 with mock_aws():
     from tests.support.aws import create_billing_table
     create_billing_table("bench-imports")
-    from functions.billing.app import lambda_handler
+    handler = importlib.import_module(module).lambda_handler
     from tests.support.events import http_event
     from tests.support.lambda_context import invoke
-    served = invoke(lambda_handler, http_event("billing/get_billing")).status
-print(json.dumps({"status": served, "loaded": [m for m in sys.argv[1:] if m in sys.modules]}))
+    event = http_event(event_name)
+    event["queryStringParameters"] = json.loads(query)
+    served = invoke(handler, event).status
+print(json.dumps({"status": served, "loaded": [m for m in watched if m in sys.modules]}))
 """
 # What GET /billing must never load: stripe (it makes no Stripe call) and pydantic (the
 # biggest part of a cold start it does not need; see functions/billing/app.py).
@@ -445,12 +448,21 @@ WATCHED_IMPORTS = ("stripe", "pydantic")
 
 
 def snapshot_imports_stripe() -> bool:
+    """The budget: ``GET /billing`` never loads stripe."""
     return "stripe" in snapshot_imports()
 
 
 def snapshot_imports() -> frozenset[str]:
+    """Which of ``WATCHED_IMPORTS`` a fresh interpreter has loaded after importing the
+    snapshot function and serving one ``GET /billing``."""
+    return imports_after_one_request("functions.billing.app", "billing/get_billing")
+
+
+def imports_after_one_request(
+    module: str, event_name: str, query: Mapping[str, str] | None = None
+) -> frozenset[str]:
     """Which of ``WATCHED_IMPORTS`` are in ``sys.modules`` of a fresh interpreter that
-    imported the snapshot function and served one ``GET /billing``."""
+    imported the handler ``module`` and served it one sample event (on an empty table)."""
     env = {
         "PATH": "/usr/bin:/bin",
         "PYTHONPATH": f"{ROOT / 'layers' / 'billing'}:{ROOT}",
@@ -460,8 +472,9 @@ def snapshot_imports() -> frozenset[str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
+    arguments = [module, event_name, json.dumps(query), *WATCHED_IMPORTS]
     done = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", _SNAPSHOT_IMPORTS, *WATCHED_IMPORTS],
+        [sys.executable, "-c", _IMPORTS_AFTER_ONE_REQUEST, *arguments],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -469,8 +482,8 @@ def snapshot_imports() -> frozenset[str]:
         check=False,
     )
     if done.returncode != 0:
-        raise ScenarioFailed(f"snapshot import check failed:\n{done.stderr}")
+        raise ScenarioFailed(f"import check of {module} failed:\n{done.stderr}")
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     if answer["status"] != 200:
-        raise ScenarioFailed(f"GET /billing in a fresh interpreter answered {answer['status']}")
+        raise ScenarioFailed(f"{event_name} in a fresh interpreter answered {answer['status']}")
     return frozenset(answer["loaded"])

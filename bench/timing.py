@@ -27,7 +27,6 @@ from billing.projection_store import (
     Slot,
     Write,
     projection_store_for_table,
-    record_fields,
     slot_attribute,
 )
 from billing.records import Kind
@@ -184,7 +183,7 @@ class _Throughput:
         self.change = change_from_object(Kind.SUBSCRIPTION, state)
         self.store = projection_store_for_table(TABLE)
         names = self.store.context(customer, self.change.products).product_names
-        self.record = record_fields(self.change.record("user_id", names))
+        self.record = self.change.record("user_id", names).stored()
         self.client = boto3.client("dynamodb")
         self.context = LambdaContext()
 

@@ -15,8 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
-from bench.counts import snapshot_imports
-from billing.projection_store import projection_store_for_table
+from bench.counts import imports_after_one_request, snapshot_imports
+from billing.projection_store import invoice_sort_key, projection_store_for_table
+from billing.snapshot import encode_cursor
 from functions.billing.app import lambda_handler as billing_handler
 from functions.invoices.app import lambda_handler as invoices_handler
 from functions.portal_session.app import lambda_handler as session_handler
@@ -220,6 +221,14 @@ def test_one_dynamodb_request_per_snapshot(live: Account) -> None:
 def test_the_billing_function_never_imports_stripe_nor_pydantic() -> None:
     # A fresh interpreter serves one GET /billing (make bench reports the stripe half).
     assert snapshot_imports() == frozenset()
+
+
+def test_the_invoices_function_never_imports_stripe() -> None:
+    cursor = encode_cursor(invoice_sort_key(1_700_000_000, "in_1"))
+    loaded = imports_after_one_request(
+        "functions.invoices.app", "invoices/get_invoices", {"cursor": cursor}
+    )
+    assert "stripe" not in loaded
 
 
 def test_portal_sessions_read_the_subscription_from_the_projection(

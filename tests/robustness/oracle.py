@@ -24,7 +24,6 @@ from billing.projection_store import (
     SNAPSHOT,
     UserItems,
     invoice_sort_key,
-    record_fields,
     slot_attribute,
 )
 from billing.records import Kind
@@ -85,16 +84,14 @@ def expected_projection(client: stripe.StripeClient, customer_ids: list[str]) ->
         slots: dict[str, Any] = {}
         for kind, obj in objects:
             record = change_from_object(kind, obj).record(USER_METADATA_KEY, names)
-            slots[slot_attribute(kind, obj["id"])] = stored(record_fields(record))
+            slots[slot_attribute(kind, obj["id"])] = stored(record.stored())
         invoices: dict[str, Any] = {}
         for invoice in api.invoices.list(
             params={"customer": customer_id, "limit": 100}
         ).auto_paging_iter():
             obj = invoice.to_dict()
             record = change_from_object(Kind.INVOICE, obj).record(USER_METADATA_KEY, names)
-            invoices[invoice_sort_key(int(obj["created"]), obj["id"])] = stored(
-                record_fields(record)
-            )
+            invoices[invoice_sort_key(int(obj["created"]), obj["id"])] = stored(record.stored())
         expected.append(Expected(user_id, customer_id, slots, invoices))
     return expected
 

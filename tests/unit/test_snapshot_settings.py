@@ -42,6 +42,7 @@ def test_an_empty_flow_list_offers_no_flow() -> None:
         ({"TABLE_NAME": "t", "INVOICE_PAGE_SIZE": "0"}, "INVOICE_PAGE_SIZE"),
         ({"TABLE_NAME": "t", "INVOICE_PAGE_SIZE": "51"}, "INVOICE_PAGE_SIZE"),
         ({"TABLE_NAME": "t", "INVOICE_PAGE_SIZE": "ten"}, "INVOICE_PAGE_SIZE"),
+        ({"TABLE_NAME": "t", "INVOICE_PAGE_SIZE": "²"}, "INVOICE_PAGE_SIZE"),
         ({"TABLE_NAME": "t", "CARD_EXPIRY_WARNING_DAYS": "-1"}, "CARD_EXPIRY_WARNING_DAYS"),
         ({"TABLE_NAME": "t", "CARD_EXPIRY_WARNING_DAYS": "366"}, "CARD_EXPIRY_WARNING_DAYS"),
     ],

@@ -39,6 +39,8 @@ CURRENT_STATUSES = ("active", "trialing", "past_due")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubscriptionItem:
+    """One item of a subscription: the price it bills and how many."""
+
     id: str
     price_id: str
     lookup_key: str | None = None

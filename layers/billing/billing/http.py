@@ -1,7 +1,8 @@
 """HTTP plumbing shared by the API functions: error bodies and exception handlers.
 
-No pydantic here: the snapshot function uses it and loads none (``billing.domain``).
-The bodies are dataclasses, which the resolvers' OpenAPI generation reads like models.
+No pydantic here: the snapshot function uses it and loads none (see
+``functions/billing/app.py``). The bodies are dataclasses, which the resolvers' OpenAPI
+generation reads like models.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ logger = Logger(child=True)
 
 @dataclass(frozen=True, slots=True)
 class ErrorDetail:
+    """What went wrong: a stable ``code`` for programs, a ``message`` for people."""
+
     code: str
     message: str
 
 
 @dataclass(frozen=True, slots=True)
 class ErrorResponse:
+    """The body of every error answer of this API."""
+
     error: ErrorDetail
 
 
@@ -65,7 +70,9 @@ def error_response(
     return Response(
         status_code=status,
         content_type="application/json",
-        body=json.dumps({"error": {"code": code, "message": message}}, separators=(",", ":")),
+        body=json.dumps(
+            {"error": {"code": code, "message": message}}, separators=(",", ":"), ensure_ascii=False
+        ),
         headers=headers,
     )
 

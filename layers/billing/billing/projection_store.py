@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from billing.attributes import from_item, to_attribute
-from billing.records import Kind, Record
+from billing.records import Kind
 from billing.store import LINK, PRICE, BillingStore, customer_key, price_key, user_key
 
 if TYPE_CHECKING:
@@ -369,10 +369,6 @@ class ProjectionStore(BillingStore):
 def projection_store_for_table(table_name: str) -> ProjectionStore:
     """One store (and one DynamoDB client) per table and warm container."""
     return ProjectionStore(table_name)
-
-
-def record_fields(record: Record) -> dict[str, Any]:
-    return record.stored()
 
 
 def _cancelled(reasons: list[Any], writes: Sequence[Write], *, link_count: int) -> CommitResult:

@@ -6,9 +6,9 @@ frozen dataclasses, not pydantic models, so the snapshot function, which only re
 them, loads no pydantic (its cold start, ``make bench``).
 
 Reading tolerates what the table may hold: a field this code does not know (written by
-a newer release) is ignored, a missing one takes its default, and numbers, which
-DynamoDB returns as ``Decimal``, become ``int`` (every number stored here is an integer:
-amounts in minor units, epoch seconds).
+a newer release) is ignored, a missing one takes its default (a missing required one
+raises), and numbers, which DynamoDB returns as ``Decimal``, become ``int`` (every number
+stored here is an integer: amounts in minor units, epoch seconds; any other raises).
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class SubscriptionRecord(Record):
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> Self:
-        items = tuple(ItemRecord.from_stored(item) for item in stored.get("items") or ())
+        items = tuple(ItemRecord.from_stored(item) for item in stored["items"])
+        # Not super(): a slots=True dataclass is a new class, which breaks its __class__ cell.
         return super(SubscriptionRecord, cls).from_stored({**stored, "items": items})
 
 
@@ -154,4 +155,8 @@ class ProductRecord(Record):
 
 
 def _plain(value: Any) -> Any:
-    return int(value) if isinstance(value, Decimal) else value
+    if not isinstance(value, Decimal):
+        return value
+    if value != value.to_integral_value():
+        raise ValueError(f"a stored record holds a non-integral number: {value}")
+    return int(value)

@@ -1,6 +1,7 @@
 """Deployment settings, parsed once from the environment at cold start.
 
-Every function reads the same model; a missing or malformed variable fails the
+Every function but the snapshot's reads these models (``billing.snapshot_settings``
+explains why that one does not); a missing or malformed variable fails the
 first invocation with a message naming it, instead of a ``KeyError`` deep inside
 a request. Variable names are the field aliases below; ``template.yaml`` sets them.
 """

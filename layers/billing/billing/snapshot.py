@@ -134,8 +134,9 @@ class BillingSnapshot:
 
 
 def to_json(body: BillingSnapshot | InvoicePage) -> str:
-    """The response body: compact JSON, times as ISO 8601 in UTC (``...Z``)."""
-    return json.dumps(asdict(body), separators=(",", ":"), default=_iso_time)
+    """The response body, byte for byte what pydantic's ``dump_json`` wrote before (the
+    ETag is its hash): compact UTF-8 JSON, times as ISO 8601 in UTC (``...Z``)."""
+    return json.dumps(asdict(body), separators=(",", ":"), ensure_ascii=False, default=_iso_time)
 
 
 def _iso_time(value: object) -> str:

@@ -38,7 +38,7 @@ class SnapshotSettings:
             raw = environ.get(name, "").strip()
             if not raw:
                 return default
-            if not raw.isdigit() or not low <= int(raw) <= high:
+            if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
                 problems.append(f"{name}: must be a whole number from {low} to {high}")
                 return default
             return int(raw)

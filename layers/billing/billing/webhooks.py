@@ -47,7 +47,6 @@ from billing.projection_store import (
     Write,
     invoice_sort_key,
     product_key,
-    record_fields,
     slot_attribute,
 )
 from billing.records import Kind
@@ -228,7 +227,7 @@ class WebhookProcessor:
         slot = self._main_slot(change, user_id)
         if change.kind is Kind.PRICE:
             return self._price_writes(event, change, slot, allow_equal)
-        fields = record_fields(change.record(self.settings.customer_user_metadata_key, names))
+        fields = change.record(self.settings.customer_user_metadata_key, names).stored()
         if change.kind is Kind.INVOICE:
             fields = {"r": fields}
         return [Write(slot, event.created, event.id, fields, allow_equal)]
@@ -294,7 +293,7 @@ class WebhookProcessor:
                 product = client.v1.products.retrieve(product_id).to_dict()
             names[product_id] = product.get("name") or ""
             version = int(product.get("updated") or product.get("created") or 0)
-            fields = record_fields(product_record(product))
+            fields = product_record(product).stored()
             writes.append(Write(Slot(product_key(product_id), PRODUCT), version, event.id, fields))
         return writes
 
