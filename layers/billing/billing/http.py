@@ -25,7 +25,7 @@ logger = Logger(child=True)
 
 @dataclass(frozen=True, slots=True)
 class ErrorDetail:
-    """What went wrong: a stable ``code`` for programs, a ``message`` for people."""
+    """What went wrong: a stable code for programs and a message for people."""
 
     code: str
     message: str
