@@ -6,6 +6,8 @@ Counted budgets (exact, no timing; ``make test`` runs them):
 - webhook, steady state: at most 2 DynamoDB requests per event, first delivery and
   redelivery, for every handled type; no Stripe call, except the documented
   same-second re-fetch (exactly one retrieve);
+- ``customer.deleted``: at most 5 DynamoDB requests besides one ``BatchWriteItem`` per
+  25 invoices (the retirement, then the purge of the customer's records), no Stripe call;
 - confirm-plan session once the customer exists: exactly 1 Stripe call.
 
 ``setup_intent.succeeded`` is the one handled type whose purpose is a Stripe write (the
@@ -26,10 +28,18 @@ from dataclasses import dataclass
 from bench.artifacts import Artifact
 from bench.cold_start import ColdStarts
 from bench.counts import Count, Counts
-from billing.projection import SETUP_INTENT_SUCCEEDED
+from billing.event_registry import REGISTRY, Fold
 
 SNAPSHOTS = ("snapshot.subscriber", "snapshot.not_modified", "snapshot.free", "snapshot.invoices")
 WEBHOOK_MAX_DYNAMODB = 2
+SETUP_INTENT_SUCCEEDED = next(
+    t for t, entry in REGISTRY.items() if entry.fold is Fold.DEFAULT_PAYMENT_METHOD
+)
+CUSTOMER_DELETED = next(t for t, entry in REGISTRY.items() if entry.fold is Fold.RETIRE_CUSTOMER)
+# The retirement (context read + one transaction), then the purge of the customer's records:
+# the snapshot item read and updated, one Query page of invoice keys, and one
+# BatchWriteItem per 25 of its invoices (not counted in this bound).
+RETIRE_MAX_DYNAMODB = 5
 SETUP_INTENT_CALLS = ("POST /v1/customers/{id}", "GET /v1/subscriptions")
 COLD_START_SHARE = 0.60
 LAYER_ZIP_MAX_BYTES = 15_000_000
@@ -74,7 +84,10 @@ def counted_verdicts(counts: Counts) -> list[Verdict]:
         )
     )
     deliveries = [
-        delivery for webhook in counts.webhooks for delivery in (webhook.first, webhook.again)
+        delivery
+        for webhook in counts.webhooks
+        if webhook.event_type != CUSTOMER_DELETED
+        for delivery in (webhook.first, webhook.again)
     ]
     verdicts.append(
         _worst(
@@ -91,6 +104,20 @@ def counted_verdicts(counts: Counts) -> list[Verdict]:
             [d for d in deliveries if not d.operation.startswith(SETUP_INTENT_SUCCEEDED)],
             lambda count: not count.stripe,
             lambda count: count.stripe,
+        )
+    )
+    retire = next(w for w in counts.webhooks if w.event_type == CUSTOMER_DELETED)
+    verdicts.append(
+        _worst(
+            f"webhook {CUSTOMER_DELETED} (retires the link, purges the customer's records): "
+            f"at most {RETIRE_MAX_DYNAMODB} DynamoDB requests besides one BatchWriteItem "
+            "per 25 invoices, 0 Stripe calls, first delivery and redelivery",
+            [retire.first, retire.again],
+            lambda count: (
+                sum(call != "BatchWriteItem" for call in count.dynamodb) <= RETIRE_MAX_DYNAMODB
+                and not count.stripe
+            ),
+            lambda count: (*count.dynamodb, *count.stripe),
         )
     )
     setup = next(w for w in counts.webhooks if w.event_type == SETUP_INTENT_SUCCEEDED)

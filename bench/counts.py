@@ -21,7 +21,7 @@ import boto3
 import stripe
 
 from bench.stack import TABLE, Stack
-from billing.projection import HANDLED_EVENT_TYPES, kind_of
+from billing.event_registry import HANDLED_EVENT_TYPES, REGISTRY, Fold
 from billing.store import PRICE, price_key
 from tests.support import portal
 from tests.support.lambda_context import HttpResult
@@ -248,17 +248,26 @@ def _webhooks_by_type(stack: Stack) -> tuple[WebhookCount, ...]:
     by_type = {change["type"]: change for change in changes}
     # An object to relabel: the newest of its kind that still exists.
     by_kind = {
-        kind_of(change["type"]): change
+        entry.updates: change
         for change in changes
         if not change["type"].endswith((".deleted", ".detached"))
+        and (entry := REGISTRY.get(change["type"])) is not None
     }
     results = []
-    # Deletions last, so that no later event in this loop lands on a tombstone.
-    for event_type in sorted(HANDLED_EVENT_TYPES, key=lambda t: t.endswith(".deleted")):
+
+    # Deletions last, so that no later event in this loop lands on a tombstone, and the
+    # customer's own deletion after them all: it retires the customer, whose later
+    # events are then acknowledged without a change.
+    def last_if_deleting(event_type: str) -> tuple[bool, bool]:
+        retires = REGISTRY[event_type].fold is Fold.RETIRE_CUSTOMER
+        return event_type.endswith(".deleted"), retires
+
+    for event_type in sorted(HANDLED_EVENT_TYPES, key=last_if_deleting):
         sample = by_type.get(event_type)
         relabelled = sample is None
         if sample is None:
-            if (kind := kind_of(event_type)) is None or kind not in by_kind:
+            kind = REGISTRY[event_type].updates
+            if kind not in by_kind:
                 raise ScenarioFailed(f"no sample object for {event_type}")
             sample = by_kind[kind]
         event = stack.fresh_event(

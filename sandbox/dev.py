@@ -53,7 +53,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
-from billing.projection import HANDLED_EVENT_TYPES
+from billing.event_registry import HANDLED_EVENT_TYPES
 from billing.settings import get_backfill_settings
 from billing.stripe_client import STRIPE_API_VERSION
 from billing.webhooks import parse_secrets

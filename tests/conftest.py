@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,6 +10,7 @@ import boto3
 import pytest
 import requests
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 
 from billing.projection_store import projection_store_for_table
 from billing.secrets import secrets_provider
@@ -51,6 +53,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "AWS_SESSION_TOKEN": "testing",
     }.items():
         monkeypatch.setenv(name, value)
+    # One request at a time, as `make dev` serves moto (sandbox.dev._OneAtATime): moto
+    # copies a whole table at the start of a transaction, and a webhook thread writing
+    # meanwhile breaks the copy ("dictionary changed size during iteration").
+    process = BotocoreStubber.process_request
+    lock = threading.Lock()
+
+    def one_at_a_time(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return process(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", one_at_a_time)
     with mock_aws():
         yield
 

@@ -8,11 +8,18 @@ from typing import Any
 import pytest
 
 from bench.artifacts import Artifact
-from bench.budgets import SETUP_INTENT_CALLS, Verdict, counted_verdicts, measured_verdicts
+from bench.budgets import (
+    CUSTOMER_DELETED,
+    SETUP_INTENT_CALLS,
+    SETUP_INTENT_SUCCEEDED,
+    Verdict,
+    counted_verdicts,
+    measured_verdicts,
+)
 from bench.check import main, report
 from bench.cold_start import ColdStart, ColdStarts
 from bench.counts import Count, Counts, WebhookCount
-from billing.projection import HANDLED_EVENT_TYPES, SETUP_INTENT_SUCCEEDED
+from billing.event_registry import HANDLED_EVENT_TYPES
 from billing.projection_store import ProjectionStore, UserItems
 
 STEADY_WRITE = ("BatchGetItem", "TransactWriteItems")
@@ -23,11 +30,15 @@ def count(key: str, dynamodb: tuple[str, ...] = (), stripe: tuple[str, ...] = ()
     return Count(key, key, dynamodb, stripe, "ok")
 
 
+PURGE = ("GetItem", "UpdateItem", "Query", "BatchWriteItem")
+
+
 def webhook(event_type: str) -> WebhookCount:
     first_calls = SETUP_INTENT_CALLS if event_type == SETUP_INTENT_SUCCEEDED else ()
+    writes = (*STEADY_WRITE, *PURGE) if event_type == CUSTOMER_DELETED else STEADY_WRITE
     return WebhookCount(
         event_type,
-        count(event_type, STEADY_WRITE, first_calls),
+        count(event_type, writes, first_calls),
         count(f"{event_type} (redelivered)", STEADY_WRITE),
         relabelled=False,
     )
@@ -85,7 +96,7 @@ def failed(verdicts: list[Verdict]) -> list[Verdict]:
 def test_the_measured_design_keeps_every_counted_budget() -> None:
     verdicts = counted_verdicts(within_budget())
     assert failed(verdicts) == []
-    assert len(verdicts) == 14
+    assert len(verdicts) == 15
 
 
 @pytest.mark.parametrize(
@@ -110,6 +121,14 @@ def test_the_measured_design_keeps_every_counted_budget() -> None:
             lambda c: with_webhook(c, "invoice.paid", dynamodb=(*STEADY_WRITE, "PutItem")),
             "at most 2 DynamoDB requests",
             "invoice.paid: 3 (BatchGetItem, TransactWriteItems, PutItem)",
+        ),
+        (
+            lambda c: with_webhook(
+                c, CUSTOMER_DELETED, dynamodb=(*STEADY_WRITE, *PURGE, "Query", "BatchWriteItem")
+            ),
+            "customer.deleted (retires the link",
+            "8 (BatchGetItem, TransactWriteItems, GetItem, UpdateItem, Query, BatchWriteItem, "
+            "Query, BatchWriteItem)",
         ),
         (
             lambda c: with_webhook(c, "customer.updated", stripe=("GET /v1/customers/{id}",)),

@@ -21,7 +21,7 @@ import pytest
 import requests
 import stripe
 
-from billing.projection import HANDLED_EVENT_TYPES
+from billing.event_registry import HANDLED_EVENT_TYPES
 from billing.stripe_client import STRIPE_API_VERSION
 from sandbox.seed import CATALOG, DEMO_EMAIL
 from sandbox.stripe_standin.server import StripeStandIn

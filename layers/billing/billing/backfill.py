@@ -8,7 +8,9 @@ state, and a fetched state wins over older events. Repeated runs are harmless.
 Order: customers first (their metadata links users), then catalog,
 subscriptions, invoices and each customer's payment methods; then
 ``events.list(delivery_success=false)`` of the last 30 days, oldest first,
-through the normal event path (already-applied events are duplicates).
+through the normal event path (already-applied events are duplicates). Only the
+types of ``billing.event_registry`` are replayed: Stripe lists undelivered events
+of every type, also those no endpoint of ours subscribes to.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import stripe
 from aws_lambda_powertools import Logger
 
+from billing.event_registry import handled_type
 from billing.projection import StripeEvent
 from billing.records import Kind
 from billing.stripe_client import stripe_errors
@@ -89,7 +92,11 @@ class Backfill:
 
     def _replay(self, report: BackfillReport, *, since: int) -> None:
         params = {"delivery_success": False, "created": {"gte": since}}
-        undelivered = list(self._all("events.list", self.client.v1.events.list, params))
+        undelivered = [
+            event
+            for event in self._all("events.list", self.client.v1.events.list, params)
+            if handled_type(event.get("type") or "") is not None
+        ]
         for raw in sorted(undelivered, key=lambda e: (e["created"], e["id"])):
             outcome = self.processor.process(StripeEvent.model_validate(raw))
             report.add("replayed_event", outcome.value)

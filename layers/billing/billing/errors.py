@@ -111,3 +111,16 @@ class StorageBusy(BillingError):
     status = 503
     code = "storage_unavailable"
     retry_after_seconds: ClassVar[int] = 2
+
+
+class CustomerRetired(Conflict):
+    """The customer was deleted in Stripe and can never be linked again."""
+
+    code = "customer_retired"
+
+
+class CustomerMissing(StripeFailed):
+    """Stripe answered "No such customer" for a linked customer: deleted in Stripe, or
+    the key belongs to another account. The link is retired and the request retried."""
+
+    code = "customer_missing"

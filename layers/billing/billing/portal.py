@@ -13,8 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from aws_lambda_powertools import Logger
+
 from billing.domain import AfterCompletion, CatalogPrice, CurrentSubscription, PlanChange
-from billing.errors import NoSubscription, UnknownPlan
+from billing.errors import (
+    BillingError,
+    Conflict,
+    CustomerMissing,
+    CustomerRetired,
+    NoSubscription,
+    UnknownPlan,
+)
 from billing.flows import build_flow_data
 from billing.identity import User
 from billing.models import PortalSessionRequest
@@ -22,13 +31,17 @@ from billing.projection import price_record
 from billing.projection_store import ProjectionStore
 from billing.settings import Settings
 from billing.snapshot import CustomerState
-from billing.store import BillingStore
+from billing.store import MISSING_IN_STRIPE, BillingStore
 from billing.stripe_client import idempotency_key, stripe_errors
 from billing.subscriptions import pick_current_subscription, subscription_from_stripe
 
 if TYPE_CHECKING:
     import stripe
     from stripe.params.billing_portal import SessionCreateParams
+
+logger = Logger(child=True)
+
+_CREATE_ATTEMPTS = 3
 
 # A price fetched from Stripe on a cache miss is trusted this long; price.*
 # webhooks keep cached prices current in between.
@@ -56,32 +69,37 @@ class PortalService:
         if request.plan is not None or request.quantity is not None:
             price = self.price_for_lookup_key(request.plan) if request.plan else None
             change = PlanChange(price=price, quantity=request.quantity)
+        needs_subscription = request.flow is not None and request.flow.needs_subscription
 
-        params: SessionCreateParams = {"return_url": return_url}
-        if request.flow is not None and request.flow.needs_subscription:
-            customer_id = self.store.customer_for_user(user.id)
-            if customer_id is None:
-                raise NoSubscription(f"The {request.flow.value} flow needs a subscription.")
-            subscription = self.current_subscription(user.id, customer_id)
-        else:
-            customer_id = self.ensure_customer(user)
-            subscription = None
-        if request.flow is not None:
-            params["flow_data"] = build_flow_data(
-                request.flow,
-                subscription=subscription,
-                return_url=return_url,
-                change=change,
-                after_completion=request.after_completion or AfterCompletion.REDIRECT,
+        def open_session(customer_id: str) -> str:
+            params: SessionCreateParams = {"return_url": return_url, "customer": customer_id}
+            if request.flow is not None:
+                subscription = (
+                    self.current_subscription(user.id, customer_id) if needs_subscription else None
+                )
+                params["flow_data"] = build_flow_data(
+                    request.flow,
+                    subscription=subscription,
+                    return_url=return_url,
+                    change=change,
+                    after_completion=request.after_completion or AfterCompletion.REDIRECT,
+                )
+            if self.settings.portal_configuration_id:
+                params["configuration"] = self.settings.portal_configuration_id
+            if request.locale is not None:
+                params["locale"] = request.locale
+            with stripe_errors("billing_portal.sessions.create"):
+                session = self.stripe.v1.billing_portal.sessions.create(params=params)
+            return session.url
+
+        if needs_subscription and request.flow is not None:
+            flow = request.flow
+            return self._with_customer(
+                user,
+                open_session,
+                missing=lambda: NoSubscription(f"The {flow} flow needs a subscription."),
             )
-        params["customer"] = customer_id
-        if self.settings.portal_configuration_id:
-            params["configuration"] = self.settings.portal_configuration_id
-        if request.locale is not None:
-            params["locale"] = request.locale
-        with stripe_errors("billing_portal.sessions.create"):
-            session = self.stripe.v1.billing_portal.sessions.create(params=params)
-        return session.url
+        return self._with_customer(user, open_session)
 
     def create_setup_intent(self, user: User) -> str:
         """A SetupIntent for saving a new card with Stripe Elements; returns its client secret.
@@ -89,42 +107,88 @@ class PortalService:
         ``metadata.purpose`` marks it so the webhook projection makes the
         confirmed payment method the customer's default.
         """
-        customer_id = self.ensure_customer(user)
-        params: stripe.params.SetupIntentCreateParams = {
-            "customer": customer_id,
-            "usage": "off_session",
-            "automatic_payment_methods": {"enabled": True},
-            "metadata": {
-                self.settings.customer_user_metadata_key: user.id,
-                "purpose": "default_payment_method",
-            },
-        }
-        with stripe_errors("setup_intents.create"):
-            intent = self.stripe.v1.setup_intents.create(params=params)
-        if not intent.client_secret:  # pragma: no cover - Stripe always returns one on create
-            raise RuntimeError("SetupIntent without client_secret")
-        return intent.client_secret
+
+        def create(customer_id: str) -> str:
+            params: stripe.params.SetupIntentCreateParams = {
+                "customer": customer_id,
+                "usage": "off_session",
+                "automatic_payment_methods": {"enabled": True},
+                "metadata": {
+                    self.settings.customer_user_metadata_key: user.id,
+                    "purpose": "default_payment_method",
+                },
+            }
+            with stripe_errors("setup_intents.create"):
+                intent = self.stripe.v1.setup_intents.create(params=params)
+            if not intent.client_secret:  # pragma: no cover - Stripe always returns one on create
+                raise RuntimeError("SetupIntent without client_secret")
+            return intent.client_secret
+
+        return self._with_customer(user, create)
+
+    def _with_customer[T](
+        self,
+        user: User,
+        call: Callable[[str], T],
+        *,
+        missing: Callable[[], BillingError] | None = None,
+    ) -> T:
+        """``call`` with the user's customer, healing a customer Stripe no longer has.
+
+        Without ``missing`` the customer is created on first use; with it, a user
+        without a customer gets that error instead (nothing is created). When Stripe
+        answers "No such customer" (deleted before its ``customer.deleted`` event
+        arrived, or a key of another account), the link is retired and ``call`` runs
+        once more, with a fresh customer or the ``missing`` error.
+        """
+        for attempt in range(2):
+            if missing is None:
+                customer_id = self.ensure_customer(user)
+            elif (linked := self.store.customer_for_user(user.id)) is not None:
+                customer_id = linked
+            else:
+                raise missing()
+            try:
+                return call(customer_id)
+            except CustomerMissing:
+                if attempt:
+                    raise
+                logger.warning("The linked customer is gone from Stripe; the link is retired")
+                self.store.retire_link(user.id, customer_id, reason=MISSING_IN_STRIPE)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def ensure_customer(self, user: User) -> str:
         """The user's Stripe customer, created and linked on first use.
 
-        Creation carries an idempotency key derived from the user (and email),
-        so concurrent first requests get the same customer from Stripe; the
-        conditional link write then makes exactly one of them stick.
+        Creation carries an idempotency key derived from the user, the email and
+        the link generation (how many of the user's customers were retired), so
+        concurrent first requests get the same customer from Stripe, and a user
+        whose customer was deleted gets a new one, not Stripe's replay of the old
+        one; the conditional link write then makes exactly one of them stick.
         """
-        linked = self.store.customer_for_user(user.id)
-        if linked is not None:
-            return linked
-        metadata_key = self.settings.customer_user_metadata_key
-        params: stripe.params.CustomerCreateParams = {"metadata": {metadata_key: user.id}}
-        if user.email:
-            params["email"] = user.email
-        with stripe_errors("customers.create"):
-            customer = self.stripe.v1.customers.create(
-                params=params,
-                options={"idempotency_key": idempotency_key("customer", user.id, user.email or "")},
-            )
-        return self.store.link_customer(user.id, customer.id)
+        for _ in range(_CREATE_ATTEMPTS):
+            state = self.store.link_state(user.id)
+            if state.customer_id is not None:
+                return state.customer_id
+            metadata_key = self.settings.customer_user_metadata_key
+            params: stripe.params.CustomerCreateParams = {"metadata": {metadata_key: user.id}}
+            if user.email:
+                params["email"] = user.email
+            parts = [user.id, user.email or ""]
+            if state.generation:
+                parts.append(str(state.generation))
+            with stripe_errors("customers.create"):
+                customer = self.stripe.v1.customers.create(
+                    params=params,
+                    options={"idempotency_key": idempotency_key("customer", *parts)},
+                )
+            try:
+                return self.store.link_customer(user.id, customer.id)
+            except CustomerRetired:
+                # The key was used before a deletion, and Stripe replayed that creation:
+                # move the generation on so the next attempt makes a new customer.
+                self.store.skip_generation(user.id, state.generation)
+        raise Conflict("The billing account is being set up by another request; retry.")
 
     def price_for_lookup_key(self, lookup_key: str) -> CatalogPrice:
         """The active recurring price named ``lookup_key``, from the cache or Stripe once."""

@@ -14,6 +14,16 @@ state is at least as new as anything from that second). A deleted object stays
 as a tombstone record with its version, so an ``updated`` that arrives after a
 ``deleted`` is stale, and a subscription's ``created`` that arrives after its
 ``updated`` is stale too.
+
+**Other API versions.** An event rendered in another API version than the pinned
+one (``stripe listen`` forwards the account's default version; an endpoint made in
+the Dashboard has its own) may carry fields where this code does not look, e.g. a
+subscription's period end on the subscription instead of its items before
+2025-03-31.basil. For the kinds whose read fields moved
+(``event_registry.SHAPE_CHANGES_WITH_VERSION``) the object is re-fetched in the
+pinned version and stored under the event's version, as for a same-second tie:
+one Stripe call, and never a silently empty field. The other kinds are read from
+the payload: their fields have the same shape in every version since 2020-03-02.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from billing.errors import MalformedBody
+from billing.event_registry import Fold, HandledType
 from billing.records import (
     CustomerRecord,
     InvoiceRecord,
@@ -37,25 +48,12 @@ from billing.records import (
     SubscriptionRecord,
 )
 
-# Event type prefix -> the kind of its data.object (customer and payment
-# method events are listed one by one below). Anything else is acknowledged
-# and ignored.
-_KIND_OF_TYPE: dict[str, Kind] = {
-    "customer.subscription.": Kind.SUBSCRIPTION,
-    "invoice.": Kind.INVOICE,
-    "price.": Kind.PRICE,
-    "product.": Kind.PRODUCT,
-}
-_CUSTOMER_TYPES = {"customer.created", "customer.updated", "customer.deleted"}
-_PAYMENT_METHOD_TYPES = {
-    "payment_method.attached",
-    "payment_method.detached",
-    "payment_method.updated",
-    "payment_method.automatically_updated",
-}
-# A SetupIntent from POST /setup-intents: its card becomes the default.
-SETUP_INTENT_SUCCEEDED = "setup_intent.succeeded"
+# A SetupIntent from POST /setup-intents carries this purpose: its card becomes the default.
 DEFAULT_PAYMENT_METHOD_PURPOSE = "default_payment_method"
+
+
+class UnreadableObject(Exception):
+    """A handled event's object lacks what its record needs (e.g. no ``id``)."""
 
 
 class StripeEvent(BaseModel):
@@ -87,56 +85,10 @@ class StripeEvent(BaseModel):
         return self.data.object
 
 
-# What the webhook endpoint subscribes to (Custom::StripeWebhookEndpoint):
-# every type the projection folds in, and nothing else, so Stripe sends no
-# event that would only be acknowledged and dropped.
-HANDLED_EVENT_TYPES: tuple[str, ...] = (
-    *sorted(_CUSTOMER_TYPES),
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "customer.subscription.paused",
-    "customer.subscription.resumed",
-    "customer.subscription.pending_update_applied",
-    "customer.subscription.pending_update_expired",
-    "customer.subscription.trial_will_end",
-    "invoice.created",
-    "invoice.deleted",
-    "invoice.finalized",
-    "invoice.marked_uncollectible",
-    "invoice.paid",
-    "invoice.payment_failed",
-    "invoice.payment_succeeded",
-    "invoice.updated",
-    "invoice.voided",
-    *sorted(_PAYMENT_METHOD_TYPES),
-    "price.created",
-    "price.deleted",
-    "price.updated",
-    "product.created",
-    "product.deleted",
-    "product.updated",
-    SETUP_INTENT_SUCCEEDED,
-)
-
-
-def kind_of(event_type: str) -> Kind | None:
-    """The projected kind an event type updates, or None for types left alone."""
-    if event_type.startswith("customer.") and not event_type.startswith("customer.subscription."):
-        return Kind.CUSTOMER if event_type in _CUSTOMER_TYPES else None
-    if event_type.startswith("payment_method."):
-        return Kind.PAYMENT_METHOD if event_type in _PAYMENT_METHOD_TYPES else None
-    for prefix, kind in _KIND_OF_TYPE.items():
-        if event_type.startswith(prefix):
-            return kind
-    return None
-
-
-def is_handled(event: StripeEvent) -> bool:
-    if event.type == SETUP_INTENT_SUCCEEDED:
-        metadata = event.object.get("metadata") or {}
-        return bool(metadata.get("purpose") == DEFAULT_PAYMENT_METHOD_PURPOSE)
-    return kind_of(event.type) is not None
+def is_ours(event: StripeEvent) -> bool:
+    """Whether a SetupIntent event belongs to ``POST /setup-intents`` (others are ignored)."""
+    metadata = event.object.get("metadata") or {}
+    return bool(metadata.get("purpose") == DEFAULT_PAYMENT_METHOD_PURPOSE)
 
 
 # --- records from Stripe objects ------------------------------------------------------------
@@ -146,19 +98,57 @@ def _id(value: Any) -> str | None:
     """An id from a field that may be an id or an expanded object."""
     if isinstance(value, Mapping):
         found = value.get("id")
-        return found if isinstance(found, str) else None
-    return value if isinstance(value, str) else None
+        return found if isinstance(found, str) and found else None
+    return value if isinstance(value, str) and value else None
+
+
+# Stripe documents many fields as nullable, and a payload may come from another API
+# version: every optional value is read with these, so a null, a missing field or an
+# unexpected type reads as "not known" instead of raising. Only what a record cannot
+# exist without (an id, a status, a creation time) raises ``UnreadableObject``.
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _required_str(obj: Mapping[str, Any], field: str) -> str:
+    value = _str(obj.get(field))
+    if value is None:
+        raise UnreadableObject(f"{obj.get('object') or 'object'} without {field}")
+    return value
+
+
+def _required_int(obj: Mapping[str, Any], field: str) -> int:
+    value = _int(obj.get(field))
+    if value is None:
+        raise UnreadableObject(f"{obj.get('object') or 'object'} without {field}")
+    return value
+
+
+def _list_data(value: Any) -> list[Mapping[str, Any]]:
+    """The objects of a Stripe list (``{"data": [...]}``), or of a plain list."""
+    data = value.get("data") if isinstance(value, Mapping) else value
+    return [entry for entry in data if isinstance(entry, Mapping)] if isinstance(data, list) else []
 
 
 def customer_record(obj: Mapping[str, Any], user_metadata_key: str) -> CustomerRecord:
-    metadata = obj.get("metadata") or {}
-    settings = obj.get("invoice_settings") or {}
+    metadata = _map(obj.get("metadata"))
+    settings = _map(obj.get("invoice_settings"))
     return CustomerRecord(
-        email=obj.get("email"),
-        name=obj.get("name"),
+        email=_str(obj.get("email")),
+        name=_str(obj.get("name")),
         default_payment_method=_id(settings.get("default_payment_method")),
-        user_id=metadata.get(user_metadata_key) or None,
-        deleted=bool(obj.get("deleted")),
+        user_id=_str(metadata.get(user_metadata_key)),
+        deleted=obj.get("deleted") is True,
     )
 
 
@@ -167,96 +157,108 @@ def subscription_record(
 ) -> SubscriptionRecord:
     names = product_names or {}
     items = []
-    for item in obj["items"]["data"]:
-        price = item["price"]
+    for item in _list_data(obj.get("items")):
+        price = _map(item.get("price"))
         product = _id(price.get("product")) or ""
-        recurring = price.get("recurring") or {}
+        recurring = _map(price.get("recurring"))
         items.append(
             ItemRecord(
-                id=item["id"],
-                price=price["id"],
+                id=_required_str(item, "id"),
+                price=_required_str(price, "id"),
                 product=product,
-                lookup_key=price.get("lookup_key"),
-                nickname=price.get("nickname"),
+                lookup_key=_str(price.get("lookup_key")),
+                nickname=_str(price.get("nickname")),
                 product_name=names.get(product),
-                unit_amount=price.get("unit_amount"),
-                currency=price.get("currency") or obj.get("currency") or "",
-                interval=recurring.get("interval"),
-                interval_count=recurring.get("interval_count"),
-                quantity=item.get("quantity"),
-                current_period_end=item.get("current_period_end"),
+                unit_amount=_int(price.get("unit_amount")),
+                currency=_str(price.get("currency")) or _str(obj.get("currency")) or "",
+                interval=_str(recurring.get("interval")),
+                interval_count=_int(recurring.get("interval_count")),
+                quantity=_int(item.get("quantity")),
+                current_period_end=_int(item.get("current_period_end")),
             )
         )
-    pause = obj.get("pause_collection") or {}
-    details = obj.get("cancellation_details") or {}
+    status = _required_str(obj, "status")
+    pause = _map(obj.get("pause_collection"))
+    details = _map(obj.get("cancellation_details"))
     return SubscriptionRecord(
-        customer=_id(obj["customer"]) or "",
-        status=obj["status"],
-        created=obj["created"],
+        customer=_id(obj.get("customer")) or "",
+        status=status,
+        created=_required_int(obj, "created"),
         items=tuple(items),
-        cancel_at=obj.get("cancel_at"),
-        cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
-        canceled_at=obj.get("canceled_at"),
-        ended_at=obj.get("ended_at"),
-        trial_end=obj.get("trial_end"),
-        paused=obj["status"] == "paused" or bool(pause),
-        pause_behavior=pause.get("behavior"),
-        resumes_at=pause.get("resumes_at"),
-        cancellation_reason=details.get("reason"),
-        cancellation_feedback=details.get("feedback"),
+        cancel_at=_int(obj.get("cancel_at")),
+        cancel_at_period_end=obj.get("cancel_at_period_end") is True,
+        canceled_at=_int(obj.get("canceled_at")),
+        ended_at=_int(obj.get("ended_at")),
+        trial_end=_int(obj.get("trial_end")),
+        paused=status == "paused" or bool(pause),
+        pause_behavior=_str(pause.get("behavior")),
+        resumes_at=_int(pause.get("resumes_at")),
+        cancellation_reason=_str(details.get("reason")),
+        cancellation_feedback=_str(details.get("feedback")),
         default_payment_method=_id(obj.get("default_payment_method")),
     )
 
 
 def payment_method_record(obj: Mapping[str, Any]) -> PaymentMethodRecord:
-    card = obj.get("card") or {}
+    """A payment method as a billing page shows it, whatever its type.
+
+    Each type keeps its details under a key named after it (``card``,
+    ``sepa_debit``, ``us_bank_account``, ``link``, ``paypal``, ...); the fields a
+    page needs have the same names across them: ``last4`` and ``bank_name`` for
+    bank debits, ``email`` (Link) or ``payer_email`` (PayPal) for wallets.
+    """
+    method_type = _str(obj.get("type")) or "card"
+    details = _map(obj.get(method_type))
+    card = details if method_type == "card" else {}
     return PaymentMethodRecord(
         customer=_id(obj.get("customer")),
-        type=obj.get("type") or "card",
-        brand=card.get("display_brand") or card.get("brand"),
-        last4=card.get("last4"),
-        exp_month=card.get("exp_month"),
-        exp_year=card.get("exp_year"),
+        type=method_type,
+        brand=_str(card.get("display_brand")) or _str(card.get("brand")),
+        last4=_str(details.get("last4")),
+        exp_month=_int(card.get("exp_month")),
+        exp_year=_int(card.get("exp_year")),
+        bank_name=_str(details.get("bank_name")),
+        email=_str(details.get("email")) or _str(details.get("payer_email")),
     )
 
 
 def invoice_record(obj: Mapping[str, Any], *, deleted: bool = False) -> InvoiceRecord:
-    parent = obj.get("parent") or {}
-    details = parent.get("subscription_details") or {}
+    parent = _map(obj.get("parent"))
+    details = _map(parent.get("subscription_details"))
     return InvoiceRecord(
-        customer=_id(obj["customer"]) or "",
-        number=obj.get("number"),
-        created=obj["created"],
-        amount_due=obj.get("amount_due") or 0,
-        amount_paid=obj.get("amount_paid") or 0,
-        currency=obj.get("currency") or "",
-        status=obj.get("status"),
-        hosted_invoice_url=obj.get("hosted_invoice_url"),
-        invoice_pdf=obj.get("invoice_pdf"),
+        customer=_id(obj.get("customer")) or "",
+        number=_str(obj.get("number")),
+        created=_required_int(obj, "created"),
+        amount_due=_int(obj.get("amount_due")) or 0,
+        amount_paid=_int(obj.get("amount_paid")) or 0,
+        currency=_str(obj.get("currency")) or "",
+        status=_str(obj.get("status")),
+        hosted_invoice_url=_str(obj.get("hosted_invoice_url")),
+        invoice_pdf=_str(obj.get("invoice_pdf")),
         subscription=_id(details.get("subscription")),
-        deleted=deleted or bool(obj.get("deleted")),
+        deleted=deleted or obj.get("deleted") is True,
     )
 
 
 def price_record(obj: Mapping[str, Any], *, deleted: bool = False) -> PriceRecord:
-    recurring = obj.get("recurring") or {}
+    recurring = _map(obj.get("recurring"))
     return PriceRecord(
         product=_id(obj.get("product")) or "",
-        lookup_key=obj.get("lookup_key"),
-        nickname=obj.get("nickname"),
-        active=bool(obj.get("active")) and not deleted,
-        unit_amount=obj.get("unit_amount"),
-        currency=obj.get("currency") or "",
-        interval=recurring.get("interval"),
-        interval_count=recurring.get("interval_count"),
+        lookup_key=_str(obj.get("lookup_key")),
+        nickname=_str(obj.get("nickname")),
+        active=obj.get("active") is True and not deleted,
+        unit_amount=_int(obj.get("unit_amount")),
+        currency=_str(obj.get("currency")) or "",
+        interval=_str(recurring.get("interval")),
+        interval_count=_int(recurring.get("interval_count")),
         deleted=deleted,
     )
 
 
 def product_record(obj: Mapping[str, Any], *, deleted: bool = False) -> ProductRecord:
     return ProductRecord(
-        name=obj.get("name") or "",
-        active=bool(obj.get("active", True)) and not deleted,
+        name=_str(obj.get("name")) or "",
+        active=obj.get("active") is not False and not deleted,
         deleted=deleted,
     )
 
@@ -282,8 +284,14 @@ class Change:
     def products(self) -> tuple[str, ...]:
         if self.kind is not Kind.SUBSCRIPTION:
             return ()
-        found = {_id(i["price"].get("product")) for i in self.object["items"]["data"]}
+        items = _list_data(self.object.get("items"))
+        found = {_id(_map(item.get("price")).get("product")) for item in items}
         return tuple(sorted(p for p in found if p))
+
+    @property
+    def belongs_to_customer(self) -> bool:
+        """Whether the object is kept in a user's partition (routed by its customer)."""
+        return self.kind not in (Kind.PRICE, Kind.PRODUCT)
 
     def record(self, user_metadata_key: str, product_names: Mapping[str, str]) -> Record:
         match self.kind:
@@ -301,15 +309,12 @@ class Change:
                 return product_record(self.object, deleted=self.deleted)
 
 
-def change_for(event: StripeEvent) -> Change | None:
-    """The projected object an event updates, or None if the projection ignores it."""
-    kind = kind_of(event.type)
-    if kind is None:
-        return None
+def change_for(event: StripeEvent, entry: HandledType) -> Change:
+    """The projected object a handled event updates (``UnreadableObject`` if it cannot)."""
     return change_from_object(
-        kind,
+        entry.updates,
         event.object,
-        deleted=event.type.endswith(".deleted"),
+        deleted=entry.fold is not Fold.UPSERT,
         previous=event.data.previous_attributes,
     )
 
@@ -321,16 +326,22 @@ def change_from_object(
     deleted: bool = False,
     previous: Mapping[str, Any] | None = None,
 ) -> Change:
-    """A change carrying ``obj`` as the new state of its object."""
-    object_id = obj["id"]
+    """A change carrying ``obj`` as the new state of its object.
+
+    Raises ``UnreadableObject`` when ``obj`` lacks what its record needs, before
+    anything is read or written.
+    """
+    object_id = _required_str(obj, "id")
     match kind:
         case Kind.CUSTOMER:
             customer: str | None = object_id
         case Kind.PAYMENT_METHOD:
             # A detached method has customer null; the old one is in previous_attributes.
-            customer = _id(obj.get("customer")) or _id((previous or {}).get("customer"))
+            customer = _id(obj.get("customer")) or _id(_map(previous).get("customer"))
         case Kind.PRICE | Kind.PRODUCT:
             customer = None
         case _:
             customer = _id(obj.get("customer"))
-    return Change(kind, object_id, customer, obj, deleted=deleted or bool(obj.get("deleted")))
+    change = Change(kind, object_id, customer, obj, deleted=deleted or obj.get("deleted") is True)
+    change.record("", {})  # every required field is there
+    return change

@@ -32,8 +32,20 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from billing.attributes import from_item, to_attribute
+from billing.errors import StorageBusy
 from billing.records import Kind
-from billing.store import LINK, PRICE, BillingStore, customer_key, price_key, user_key
+from billing.store import (
+    DELETED_IN_STRIPE,
+    LINK,
+    PRICE,
+    BillingStore,
+    customer_key,
+    link_items,
+    price_key,
+    retire_items,
+    retired_customer_item,
+    user_key,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import (
@@ -42,6 +54,7 @@ if TYPE_CHECKING:
     )
 
 SNAPSHOT = "SNAPSHOT"
+_BATCH_ATTEMPTS = 5
 INVOICE_PREFIX = "INVOICE#"
 EVENT = "EVENT"
 PRODUCT = "PRODUCT"
@@ -101,11 +114,31 @@ class LinkWrite:
     customer_id: str
 
 
+@dataclass(frozen=True)
+class Guard:
+    """The customer's link must still be this user's, and not retired, at commit time:
+    a write of a customer deleted meanwhile must not land in the user's partition."""
+
+    user_id: str
+    customer_id: str
+
+
+@dataclass(frozen=True)
+class RetireWrite:
+    """Retire a customer deleted in Stripe: unlink it from its user when ``linked``, and
+    keep its link as retired history either way."""
+
+    user_id: str
+    customer_id: str
+    linked: bool
+
+
 class CommitStatus(StrEnum):
     COMMITTED = "committed"
     DUPLICATE = "duplicate"  # the event's dedupe record exists
     OUTDATED = "outdated"  # a write lost its version condition
     LINK_TAKEN = "link_taken"  # the user or customer is linked elsewhere
+    RETIRED = "retired"  # the customer was retired meanwhile
     CONFLICT = "conflict"  # a concurrent transaction; try again
 
 
@@ -122,6 +155,7 @@ class Context:
 
     user_id: str | None
     product_names: dict[str, str]
+    retired: bool = False  # the customer was deleted in Stripe: its link is history
 
 
 @dataclass(frozen=True)
@@ -153,14 +187,16 @@ class ProjectionStore(BillingStore):
             found.extend(response.get("Responses", {}).get(self.table_name, []))
             request = dict(response.get("UnprocessedKeys") or {})
         user_id = None
+        retired = False
         names: dict[str, str] = {}
         for item in found:
             pk = item["pk"]["S"]
             if pk.startswith("CUSTOMER#"):
                 user_id = item["user_id"]["S"]
+                retired = "retired_at" in item
             elif not item.get("deleted", {}).get("BOOL"):
                 names[pk.removeprefix("PRODUCT#")] = item["name"]["S"]
-        return Context(user_id, names)
+        return Context(user_id, names, retired)
 
     def commit(
         self,
@@ -169,16 +205,27 @@ class ProjectionStore(BillingStore):
         writes: Sequence[Write],
         *,
         link: LinkWrite | None = None,
+        guard: Guard | None = None,
+        retire: RetireWrite | None = None,
         retention_seconds: int,
         now: int | None = None,
     ) -> CommitResult:
-        """Record the event and apply ``writes`` (and ``link``) in one transaction."""
+        """Record the event and apply ``writes`` (and the link change) in one transaction.
+
+        At most one of ``link``, ``guard`` and ``retire`` applies: each conditions or
+        changes the customer's link in the same transaction as the writes.
+        """
         now = int(time.time()) if now is None else now
         items: list[TransactWriteItemTypeDef] = [
             self._event_put(event_id, event_type, now, retention_seconds)
         ]
         if link is not None:
-            items.extend(self._link_puts(link, now))
+            items.extend(link_items(self.table_name, link.user_id, link.customer_id, now=now))
+        elif guard is not None:
+            items.append(self._guard_check(guard))
+        elif retire is not None:
+            items.extend(self._retire_writes(retire, now))
+        link_count = len(items) - 1
         items.extend(self._write_item(w) for w in writes)
         try:
             self.client.transact_write_items(TransactItems=items)
@@ -186,7 +233,8 @@ class ProjectionStore(BillingStore):
             if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
             reasons = error.response.get("CancellationReasons", [])
-            return _cancelled(reasons, writes, link_count=2 if link else 0)
+            taken = CommitStatus.RETIRED if guard is not None else CommitStatus.LINK_TAKEN
+            return _cancelled(reasons, writes, link_count=link_count, link_failed=taken)
         return CommitResult(CommitStatus.COMMITTED)
 
     def record_event(
@@ -247,36 +295,21 @@ class ProjectionStore(BillingStore):
             }
         }
 
-    def _link_puts(self, link: LinkWrite, now: int) -> list[TransactWriteItemTypeDef]:
-        stamp = {"N": str(now)}
-        return [
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": {
-                        "pk": {"S": user_key(link.user_id)},
-                        "sk": {"S": LINK},
-                        "customer_id": {"S": link.customer_id},
-                        "linked_at": stamp,
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk) OR customer_id = :c",
-                    "ExpressionAttributeValues": {":c": {"S": link.customer_id}},
-                }
-            },
-            {
-                "Put": {
-                    "TableName": self.table_name,
-                    "Item": {
-                        "pk": {"S": customer_key(link.customer_id)},
-                        "sk": {"S": LINK},
-                        "user_id": {"S": link.user_id},
-                        "linked_at": stamp,
-                    },
-                    "ConditionExpression": "attribute_not_exists(pk) OR user_id = :u",
-                    "ExpressionAttributeValues": {":u": {"S": link.user_id}},
-                }
-            },
-        ]
+    def _guard_check(self, guard: Guard) -> TransactWriteItemTypeDef:
+        return {
+            "ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": customer_key(guard.customer_id)}, "sk": {"S": LINK}},
+                "ConditionExpression": "user_id = :u AND attribute_not_exists(retired_at)",
+                "ExpressionAttributeValues": {":u": {"S": guard.user_id}},
+            }
+        }
+
+    def _retire_writes(self, retire: RetireWrite, now: int) -> list[TransactWriteItemTypeDef]:
+        args = (self.table_name, retire.user_id, retire.customer_id)
+        if retire.linked:
+            return retire_items(*args, reason=DELETED_IN_STRIPE, now=now)
+        return [retired_customer_item(*args, reason=DELETED_IN_STRIPE, now=now)]
 
     def _write_item(self, write: Write) -> TransactWriteItemTypeDef:
         op = "<=" if write.allow_equal else "<"
@@ -310,6 +343,61 @@ class ProjectionStore(BillingStore):
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
+
+    def purge_customer(self, user_id: str, customer_id: str) -> None:
+        """Remove a retired customer's records from the user's partition (idempotent).
+
+        Its snapshot attributes go in one update and its invoice items in batches
+        of 25. Run after the retirement committed: the link guard keeps any later
+        write of that customer out, so nothing of it comes back.
+        """
+        snapshot = self.client.get_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": user_key(user_id)}, "sk": {"S": SNAPSHOT}},
+            ConsistentRead=True,
+        ).get("Item")
+        stale = [
+            name
+            for name, slot in from_item(snapshot or {}).items()
+            if isinstance(slot, Mapping) and _of_customer(name, slot, customer_id)
+        ]
+        if stale:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": user_key(user_id)}, "sk": {"S": SNAPSHOT}},
+                UpdateExpression="REMOVE " + ", ".join(f"#a{i}" for i in range(len(stale))),
+                ExpressionAttributeNames={f"#a{i}": name for i, name in enumerate(stale)},
+            )
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :invoice)",
+            ExpressionAttributeValues={
+                ":pk": {"S": user_key(user_id)},
+                ":invoice": {"S": INVOICE_PREFIX},
+            },
+            ProjectionExpression="pk, sk, r.customer",
+            ConsistentRead=True,
+        )
+        keys = [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for page in pages
+            for item in page.get("Items", [])
+            if from_item(item).get("r", {}).get("customer") == customer_id
+        ]
+        for start in range(0, len(keys), 25):
+            requests: Any = {
+                self.table_name: [
+                    {"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]
+                ]
+            }
+            for attempt in range(_BATCH_ATTEMPTS):
+                response = self.client.batch_write_item(RequestItems=requests)
+                requests = response.get("UnprocessedItems") or None
+                if not requests:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            else:
+                raise StorageBusy("The projection is busy; retry.")
 
     # --- read path --------------------------------------------------------------------------
 
@@ -371,12 +459,14 @@ def projection_store_for_table(table_name: str) -> ProjectionStore:
     return ProjectionStore(table_name)
 
 
-def _cancelled(reasons: list[Any], writes: Sequence[Write], *, link_count: int) -> CommitResult:
+def _cancelled(
+    reasons: list[Any], writes: Sequence[Write], *, link_count: int, link_failed: CommitStatus
+) -> CommitResult:
     codes = [r.get("Code") for r in reasons]
     if codes and codes[0] == "ConditionalCheckFailed":
         return CommitResult(CommitStatus.DUPLICATE)
     if "ConditionalCheckFailed" in codes[1 : 1 + link_count]:
-        return CommitResult(CommitStatus.LINK_TAKEN)
+        return CommitResult(link_failed)
     outdated: dict[Slot, tuple[int, str]] = {}
     for write, reason in zip(writes, reasons[1 + link_count :], strict=False):
         if reason.get("Code") == "ConditionalCheckFailed":
@@ -384,6 +474,14 @@ def _cancelled(reasons: list[Any], writes: Sequence[Write], *, link_count: int) 
     if outdated:
         return CommitResult(CommitStatus.OUTDATED, outdated)
     return CommitResult(CommitStatus.CONFLICT)
+
+
+def _of_customer(name: str, slot: Mapping[str, Any], customer_id: str) -> bool:
+    kind, _, object_id = name.partition("#")
+    if kind == Kind.CUSTOMER:
+        return object_id == customer_id
+    record = slot.get("r")
+    return isinstance(record, Mapping) and record.get("customer") == customer_id
 
 
 def _stored_version(slot: Slot, item: Mapping[str, Any]) -> tuple[int, str]:

@@ -42,6 +42,7 @@ from pydantic import (
 from pydantic.alias_generators import to_pascal
 
 from billing.custom_resource import Provisioned, ResourceFailed
+from billing.event_registry import HANDLED_EVENT_TYPES
 from billing.portal_config import (
     ConfigurationInvalid,
     PortalConfigurationSpec,
@@ -51,7 +52,6 @@ from billing.portal_config import (
     resolve_lookup_keys,
     stripe_params,
 )
-from billing.projection import HANDLED_EVENT_TYPES
 from billing.stripe_client import STRIPE_API_VERSION, idempotency_key
 from billing.webhooks import signing_entries
 

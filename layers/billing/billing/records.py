@@ -104,6 +104,8 @@ class PaymentMethodRecord(Record):
     last4: str | None = None
     exp_month: int | None = None
     exp_year: int | None = None
+    bank_name: str | None = None
+    email: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

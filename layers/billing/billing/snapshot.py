@@ -10,15 +10,20 @@ Rules (also in the README):
   ``subscriptions``, newest first.
 - **Plan** is the subscription's first item (Stripe keeps item order);
   ``renews_at`` is the earliest ``current_period_end`` of its items (when the
-  next invoice comes), shown only while it will renew; ``cancels_at`` is set
-  when the subscription is scheduled to end.
+  next invoice comes), shown only while it will renew (not while paused);
+  ``cancels_at`` is set when the subscription is scheduled to end.
+- **Paused**: status ``paused`` (Stripe's pause, or a trial that ended without a
+  payment method), or collection paused (``pause_collection``, status stays
+  ``active``); ``resumes_at`` when Stripe knows it.
 - **Payment method**: the customer's default, else the primary subscription's
-  own default; ``expiring_soon`` when the card expires within
-  ``CARD_EXPIRY_WARNING_DAYS`` (or has expired).
-- **Invoices**: newest first, drafts and deleted drafts left out; a page of
-  ``INVOICE_PAGE_SIZE`` and an opaque ``next_cursor``.
+  own default, of any type: ``last4`` for cards and bank debits, ``bank_name``
+  and ``email`` (Link, PayPal) where the type has them; ``expiring_soon`` only for
+  a card that expires within ``CARD_EXPIRY_WARNING_DAYS`` (or has expired).
+- **Invoices**: the linked customer's, newest first, drafts and deleted drafts
+  left out; a page of ``INVOICE_PAGE_SIZE`` and an opaque ``next_cursor``.
 - **actions**: the portal flows that can be opened now (each key is the
   ``flow`` value of ``POST /portal-sessions``; ``portal`` is the home page).
+  A paused subscription can be cancelled but changes plan only once it resumes.
 - ``as_of``: the ``created`` time of the newest event reflected.
 """
 
@@ -29,7 +34,7 @@ import binascii
 import calendar
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +76,8 @@ class PaymentMethodView:
     exp_month: int | None
     exp_year: int | None
     expiring_soon: bool
+    bank_name: str | None
+    email: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +109,7 @@ class SubscriptionView:
     canceled_at: datetime | None
     ended_at: datetime | None
     paused: bool
+    resumes_at: datetime | None
     created: datetime
 
 
@@ -125,6 +133,8 @@ class BillingSnapshot:
     renews_at: datetime | None
     cancels_at: datetime | None
     trial_ends_at: datetime | None
+    paused: bool
+    resumes_at: datetime | None
     payment_method: PaymentMethodView | None
     invoices: InvoicePage
     actions: Actions
@@ -243,7 +253,11 @@ def compose(
     primary = state.primary(current)
     primary_view = _subscription_view(primary[1], primary=True) if primary else None
     primary_id = primary[0] if primary else None
-    invoices, invoice_versions = invoice_page(items, page_size)
+    # Only the linked customer's: none while the user has no customer (never had one, or
+    # it was deleted in Stripe and its records are being purged).
+    invoices, invoice_versions = invoice_page(
+        items, page_size, keep=lambda invoice: invoice.customer == customer_id
+    )
     versions = state.versions + invoice_versions
     customer = state.customer
     return BillingSnapshot(
@@ -252,9 +266,11 @@ def compose(
         renews_at=primary_view.renews_at if primary_view else None,
         cancels_at=primary_view.cancels_at if primary_view else None,
         trial_ends_at=primary_view.trial_ends_at if primary_view else None,
+        paused=primary_view.paused if primary_view else False,
+        resumes_at=primary_view.resumes_at if primary_view else None,
         payment_method=_payment_method(state, primary, expiry_warning_days, now),
         invoices=invoices,
-        actions=_actions(current, portal_flows),
+        actions=_actions(current, state.subscriptions, portal_flows),
         subscriptions=[
             _subscription_view(s, primary=sid == primary_id)
             for sid, s in sorted(
@@ -270,12 +286,19 @@ def compose(
     )
 
 
-def invoice_page(items: UserItems, page_size: int) -> tuple[InvoicePage, list[int]]:
-    """One page of visible invoices and the cursor after it; also their versions."""
+def invoice_page(
+    items: UserItems, page_size: int, *, keep: Callable[[InvoiceRecord], bool] | None = None
+) -> tuple[InvoicePage, list[int]]:
+    """One page of visible invoices and the cursor after it; also their versions.
+
+    Drafts, deleted drafts and invoices ``keep`` refuses are left out.
+    """
     shown: list[tuple[str, InvoiceRecord, int]] = []
     for item in items.invoices:
         record = InvoiceRecord.from_stored(item["r"])
         if record.deleted or record.status in (None, "draft"):
+            continue
+        if keep is not None and not keep(record):
             continue
         if len(shown) == page_size:
             more_from: str | None = shown[-1][0]
@@ -325,7 +348,12 @@ def _subscription_view(record: SubscriptionRecord, *, primary: bool) -> Subscrip
     )
     period_ends = [i.current_period_end for i in record.items if i.current_period_end]
     scheduled_end = record.cancel_at
-    renews = record.status in CURRENT_STATUSES and scheduled_end is None and period_ends
+    renews = (
+        record.status in CURRENT_STATUSES
+        and scheduled_end is None
+        and not record.paused
+        and period_ends
+    )
     return SubscriptionView(
         primary=primary,
         status=record.status,
@@ -338,6 +366,7 @@ def _subscription_view(record: SubscriptionRecord, *, primary: bool) -> Subscrip
         canceled_at=_time(record.canceled_at) if record.canceled_at else None,
         ended_at=_time(record.ended_at) if record.ended_at else None,
         paused=record.paused,
+        resumes_at=_time(record.resumes_at) if record.paused and record.resumes_at else None,
         created=_time(record.created),
     )
 
@@ -361,7 +390,9 @@ def _payment_method(
                 last4=method.last4,
                 exp_month=method.exp_month,
                 exp_year=method.exp_year,
-                expiring_soon=_expires_within(method, warning_days, now),
+                expiring_soon=method.type == "card" and _expires_within(method, warning_days, now),
+                bank_name=method.bank_name,
+                email=method.email,
             )
     return None
 
@@ -374,11 +405,16 @@ def _expires_within(method: PaymentMethodRecord, days: int, now: float) -> bool:
     return end.timestamp() < now + days * 86400
 
 
-def _actions(current: CurrentSubscription | None, portal_flows: Iterable[str]) -> Actions:
+def _actions(
+    current: CurrentSubscription | None,
+    subscriptions: Mapping[str, SubscriptionRecord],
+    portal_flows: Iterable[str],
+) -> Actions:
     offered = set(portal_flows)
     cancellable = current is not None and not current.is_cancelling
     single_item = current is not None and len(current.items) == 1
-    change = single_item and FlowKind.SUBSCRIPTION_UPDATE in offered
+    paused = current is not None and subscriptions[current.id].paused
+    change = single_item and not paused and FlowKind.SUBSCRIPTION_UPDATE in offered
     return Actions(
         portal=True,
         payment_method_update=FlowKind.PAYMENT_METHOD_UPDATE in offered,

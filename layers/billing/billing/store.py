@@ -7,11 +7,17 @@ epoch seconds, and is also checked in code because TTL deletion lags):
 pk                            sk                           item
 ============================  ===========================  =====================================
 ``USER#<user_id>``            ``LINK``                     ``customer_id``, ``linked_at``: the
-                                                           user's Stripe customer. Written once,
-                                                           conditionally, by the session function.
+                                                           user's Stripe customer, absent while
+                                                           the user has none; ``generation``:
+                                                           how many of the user's customers were
+                                                           retired (part of the creation key).
 ``CUSTOMER#<customer_id>``    ``LINK``                     ``user_id``: the reverse link, written
                                                            in the same transaction; webhooks use
-                                                           it to find the user of an event.
+                                                           it to find the user of an event. Kept
+                                                           with ``retired_at``/``retired_reason``
+                                                           when the customer is deleted in Stripe
+                                                           (the history; it is never linked
+                                                           again).
 ``PRICE#<lookup_key>``        ``PRICE``                    a catalog price (id, product, amount,
                                                            currency, interval, active); cached on
                                                            a miss with ``expires_at``, kept current
@@ -38,6 +44,7 @@ take any UTF-8 string up to 2048 bytes, and ``sub`` is at most 255 characters).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -47,7 +54,7 @@ from botocore.exceptions import ClientError
 
 from billing.attributes import to_attribute
 from billing.domain import CatalogPrice
-from billing.errors import Conflict
+from billing.errors import Conflict, CustomerRetired
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -66,6 +73,9 @@ DYNAMODB_CLIENT_CONFIG = Config(
     read_timeout=2,
 )
 _LINK_ATTEMPTS = 3
+# Why a customer link was retired (``retired_reason``).
+DELETED_IN_STRIPE = "deleted_in_stripe"  # its customer.deleted event arrived
+MISSING_IN_STRIPE = "missing_in_stripe"  # Stripe answered "No such customer"
 
 
 @cache
@@ -104,28 +114,35 @@ class BillingStore:
 
     # --- user <-> customer link ------------------------------------------------------------
 
-    def customer_for_user(self, user_id: str) -> str | None:
-        """The Stripe customer linked to ``user_id``, or None."""
+    def link_state(self, user_id: str) -> LinkState:
+        """The user's customer (None when there is none) and its link generation."""
         response = self.client.get_item(
             TableName=self.table_name,
             Key={"pk": {"S": user_key(user_id)}, "sk": {"S": LINK}},
             ConsistentRead=True,
         )
-        item = response.get("Item")
-        return item["customer_id"]["S"] if item else None
+        item = response.get("Item") or {}
+        return LinkState(
+            customer_id=item["customer_id"]["S"] if "customer_id" in item else None,
+            generation=int(item["generation"]["N"]) if "generation" in item else 0,
+        )
+
+    def customer_for_user(self, user_id: str) -> str | None:
+        """The Stripe customer linked to ``user_id``, or None."""
+        return self.link_state(user_id).customer_id
 
     def link_customer(self, user_id: str, customer_id: str) -> str:
         """Link ``user_id`` to ``customer_id`` unless the user is linked already.
 
-        Both directions are written in one transaction, each conditional on not
-        existing yet, so concurrent first requests end with one link. Returns
-        the customer the user is linked to afterwards (the earlier one if a
-        concurrent request won).
+        Both directions are written in one transaction, each conditional, so
+        concurrent first requests end with one link. Returns the customer the user
+        is linked to afterwards (the earlier one if a concurrent request won).
+        Raises ``CustomerRetired`` if ``customer_id`` was deleted in Stripe.
         """
         for attempt in range(_LINK_ATTEMPTS):
             try:
                 self.client.transact_write_items(
-                    TransactItems=_link_items(self.table_name, user_id, customer_id)
+                    TransactItems=link_items(self.table_name, user_id, customer_id)
                 )
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
@@ -133,13 +150,51 @@ class BillingStore:
                 linked = self.customer_for_user(user_id)
                 if linked is not None:
                     return linked
-                reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in reasons:
+                reasons = error.response.get("CancellationReasons", [])
+                customer_side = reasons[1] if len(reasons) > 1 else {}
+                if customer_side.get("Code") == "ConditionalCheckFailed":
+                    if "retired_at" in (customer_side.get("Item") or {}):
+                        raise CustomerRetired("The customer was deleted in Stripe.") from None
                     raise Conflict("This billing account belongs to another user.") from None
                 # TransactionConflict with a concurrent link that did not commit: try again.
                 time.sleep(0.05 * (attempt + 1))
+                continue
             return customer_id
         raise Conflict("The billing account is being set up by another request; retry.")
+
+    def retire_link(self, user_id: str, customer_id: str, *, reason: str) -> None:
+        """Unlink ``user_id`` from ``customer_id`` for good (the customer is gone from
+        Stripe); idempotent. The next request that needs a customer creates a new one."""
+        try:
+            self.client.transact_write_items(
+                TransactItems=retire_items(
+                    self.table_name, user_id, customer_id, reason=reason, now=int(time.time())
+                )
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            if self.customer_for_user(user_id) == customer_id:
+                raise Conflict("The billing account is being changed; retry.") from None
+            # Already retired (or relinked) by a concurrent request or the webhook.
+
+    def skip_generation(self, user_id: str, generation: int) -> None:
+        """Move an unlinked user's generation past ``generation`` (no-op if it moved)."""
+        expected = "attribute_not_exists(generation)" if generation == 0 else "generation = :g"
+        values: dict[str, AttributeValueTypeDef] = {":next": {"N": str(generation + 1)}}
+        if generation:
+            values[":g"] = {"N": str(generation)}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": user_key(user_id)}, "sk": {"S": LINK}},
+                UpdateExpression="SET generation = :next",
+                ConditionExpression=f"attribute_not_exists(customer_id) AND {expected}",
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
 
     # --- catalog ----------------------------------------------------------------------------
 
@@ -165,19 +220,38 @@ class BillingStore:
         self.client.put_item(TableName=self.table_name, Item=item)
 
 
-def _link_items(table_name: str, user_id: str, customer_id: str) -> list[TransactWriteItemTypeDef]:
-    now = str(int(time.time()))
+# A customer link may be (re)written only while it is absent, or this user's and not retired.
+_CUSTOMER_LINK_OPEN = (
+    "attribute_not_exists(pk) OR (user_id = :u AND attribute_not_exists(retired_at))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """A user's link: the current customer (None if none) and how many were retired."""
+
+    customer_id: str | None
+    generation: int
+
+
+def link_items(
+    table_name: str, user_id: str, customer_id: str, *, now: int | None = None
+) -> list[TransactWriteItemTypeDef]:
+    """The two conditional writes that link a user and a customer (in this order).
+
+    The user side is an update, so the link generation survives a relink; it
+    applies unless the user is linked to another customer. The customer side
+    applies unless the customer belongs to another user or was retired.
+    """
+    stamp: AttributeValueTypeDef = {"N": str(int(time.time()) if now is None else now)}
     return [
         {
-            "Put": {
+            "Update": {
                 "TableName": table_name,
-                "Item": {
-                    "pk": {"S": user_key(user_id)},
-                    "sk": {"S": LINK},
-                    "customer_id": {"S": customer_id},
-                    "linked_at": {"N": now},
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
+                "Key": {"pk": {"S": user_key(user_id)}, "sk": {"S": LINK}},
+                "UpdateExpression": "SET customer_id = :c, linked_at = :now",
+                "ConditionExpression": "attribute_not_exists(customer_id) OR customer_id = :c",
+                "ExpressionAttributeValues": {":c": {"S": customer_id}, ":now": stamp},
             }
         },
         {
@@ -187,13 +261,65 @@ def _link_items(table_name: str, user_id: str, customer_id: str) -> list[Transac
                     "pk": {"S": customer_key(customer_id)},
                     "sk": {"S": LINK},
                     "user_id": {"S": user_id},
-                    "linked_at": {"N": now},
+                    "linked_at": stamp,
                 },
-                "ConditionExpression": "attribute_not_exists(pk) OR user_id = :user",
-                "ExpressionAttributeValues": {":user": {"S": user_id}},
+                "ConditionExpression": _CUSTOMER_LINK_OPEN,
+                "ExpressionAttributeValues": {":u": {"S": user_id}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         },
     ]
+
+
+def retire_items(
+    table_name: str, user_id: str, customer_id: str, *, reason: str, now: int
+) -> list[TransactWriteItemTypeDef]:
+    """The two writes that retire a linked customer (in this order): the user loses it
+    and its generation moves on; the customer's link is kept, marked retired."""
+    stamp: AttributeValueTypeDef = {"N": str(now)}
+    return [
+        {
+            "Update": {
+                "TableName": table_name,
+                "Key": {"pk": {"S": user_key(user_id)}, "sk": {"S": LINK}},
+                "UpdateExpression": (
+                    "REMOVE customer_id SET generation = if_not_exists(generation, :zero) + :one, "
+                    "retired_at = :now"
+                ),
+                "ConditionExpression": "customer_id = :c",
+                "ExpressionAttributeValues": {
+                    ":c": {"S": customer_id},
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                    ":now": stamp,
+                },
+            }
+        },
+        retired_customer_item(table_name, user_id, customer_id, reason=reason, now=now),
+    ]
+
+
+def retired_customer_item(
+    table_name: str, user_id: str, customer_id: str, *, reason: str, now: int
+) -> TransactWriteItemTypeDef:
+    """The customer's link, marked retired (also for a customer no user was linked to yet,
+    so a late event of it cannot link it)."""
+    return {
+        "Update": {
+            "TableName": table_name,
+            "Key": {"pk": {"S": customer_key(customer_id)}, "sk": {"S": LINK}},
+            "UpdateExpression": (
+                "SET user_id = :u, retired_at = :now, retired_reason = :reason, "
+                "linked_at = if_not_exists(linked_at, :now)"
+            ),
+            "ConditionExpression": _CUSTOMER_LINK_OPEN,
+            "ExpressionAttributeValues": {
+                ":u": {"S": user_id},
+                ":now": {"N": str(now)},
+                ":reason": {"S": reason},
+            },
+        }
+    }
 
 
 def price_to_fields(price: CatalogPrice) -> dict[str, Any]:

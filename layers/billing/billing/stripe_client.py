@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import stripe
 from aws_lambda_powertools import Logger
 
-from billing.errors import FlowRejected, StripeFailed, StripeUnavailable
+from billing.errors import CustomerMissing, FlowRejected, StripeFailed, StripeUnavailable
 from billing.secrets import secret_string
 from billing.settings import StripeSettings, get_settings
 
@@ -93,6 +93,9 @@ def stripe_errors(operation: str) -> Iterator[None]:
         _log(operation, error, transient=True)
         raise StripeUnavailable("Stripe is unavailable right now; retry shortly.") from None
     except stripe.InvalidRequestError as error:
+        if _is_missing_customer(error):
+            _log(operation, error, transient=True)  # healed by the caller, not a fault
+            raise CustomerMissing("The billing account no longer exists in Stripe.") from None
         _log(operation, error, transient=False)
         if (error.param or "").startswith("flow_data"):
             raise FlowRejected(
@@ -102,6 +105,12 @@ def stripe_errors(operation: str) -> Iterator[None]:
     except stripe.StripeError as error:
         _log(operation, error, transient=False)
         raise StripeFailed("Stripe failed to handle the request; retry later.") from None
+
+
+def _is_missing_customer(error: stripe.InvalidRequestError) -> bool:
+    """Stripe's "No such customer": deleted, or never in this account (another key)."""
+    message = error.user_message or ""
+    return error.code == "resource_missing" and message.startswith("No such customer")
 
 
 def _log(operation: str, error: stripe.StripeError, *, transient: bool) -> None:

@@ -26,14 +26,16 @@ from typing import Any
 import stripe
 from aws_lambda_powertools import Logger
 
-from billing.errors import InvalidSignature, StorageBusy
+from billing.errors import CustomerMissing, InvalidSignature, StorageBusy
+from billing.event_registry import SHAPE_CHANGES_WITH_VERSION, Fold, handled_type
 from billing.projection import (
-    SETUP_INTENT_SUCCEEDED,
     Change,
     StripeEvent,
+    UnreadableObject,
     change_for,
     change_from_object,
-    is_handled,
+    customer_record,
+    is_ours,
     price_record,
     product_record,
 )
@@ -41,8 +43,11 @@ from billing.projection_store import (
     PRODUCT,
     SNAPSHOT,
     CommitStatus,
+    Context,
+    Guard,
     LinkWrite,
     ProjectionStore,
+    RetireWrite,
     Slot,
     Write,
     invoice_sort_key,
@@ -67,7 +72,9 @@ class Outcome(StrEnum):
     STALE = "stale"
     IGNORED = "ignored"  # a type the projection does not keep
     OTHER_MODE = "other_mode"  # a test event on a live deployment, or the reverse
-    UNLINKED = "unlinked"  # a customer of no user of this product
+    UNLINKED = "unlinked"  # a customer of no user of this product, or of no customer
+    RETIRED = "retired"  # of a customer deleted in Stripe: its user has moved on
+    UNREADABLE = "unreadable"  # a handled type whose object lacks what its record needs
 
 
 SIGNATURE_MISMATCH = "Signature mismatch."
@@ -136,21 +143,31 @@ class WebhookProcessor:
         return self.settings.event_retention_days * 86400
 
     def process(self, event: StripeEvent) -> Outcome:
+        """Fold one verified event in. Its content never raises: only storage or Stripe
+        failures do (the sender retries)."""
         if event.livemode != self.settings.stripe_livemode:
             return Outcome.OTHER_MODE
-        if not is_handled(event):
+        entry = handled_type(event.type)
+        if entry is None:
             return Outcome.IGNORED
-        if event.api_version and event.api_version != STRIPE_API_VERSION:
+        try:
+            match entry.fold:
+                case Fold.DEFAULT_PAYMENT_METHOD:
+                    return self._make_default_payment_method(event)
+                case Fold.RETIRE_CUSTOMER:
+                    return self._retire_customer(event, change_for(event, entry))
+                case Fold.UPSERT | Fold.TOMBSTONE:
+                    change = change_for(event, entry)
+                    if entry.updates in SHAPE_CHANGES_WITH_VERSION and not _pinned(event):
+                        # Its fields may sit elsewhere in that version: read it in ours.
+                        change = self._refetch(change)
+                    return self._apply(event, change)
+        except UnreadableObject as error:
             logger.warning(
-                "Event API version differs from the pinned one",
-                extra={"event_api_version": event.api_version, "pinned": STRIPE_API_VERSION},
+                "Event object unreadable; acknowledged without a change",
+                extra={"event_id": event.id, "type": event.type, "reason": str(error)},
             )
-        if event.type == SETUP_INTENT_SUCCEEDED:
-            return self._make_default_payment_method(event)
-        change = change_for(event)
-        if change is None:  # pragma: no cover - is_handled said otherwise
-            return Outcome.IGNORED
-        return self._apply(event, change)
+            return self._record_only(event, Outcome.UNREADABLE)
 
     def apply_object(
         self, kind: Kind, obj: dict[str, Any], *, version: int, source: str
@@ -175,12 +192,10 @@ class WebhookProcessor:
         allow_equal = False
         for attempt in range(_ATTEMPTS):
             context = self.store.context(change.customer, change.products)
-            user_id, link = context.user_id, None
-            if change.customer is not None and user_id is None:
-                user_id = self._user_of_unlinked(change)
-                if user_id is None:
-                    return self._record_only(event, Outcome.UNLINKED)
-                link = LinkWrite(user_id, change.customer)
+            route = self._route(change, context)
+            if isinstance(route, Outcome):
+                return self._record_only(event, route)
+            user_id, link, guard = route
             names = dict(context.product_names)
             extra = self._fetch_missing_products(event, change, names)
             writes = [*extra, *self._writes(event, change, user_id, names, allow_equal)]
@@ -191,6 +206,7 @@ class WebhookProcessor:
                 event.type,
                 writes,
                 link=link,
+                guard=guard,
                 retention_seconds=self.retention_seconds,
                 now=int(self.clock()),
             )
@@ -199,6 +215,8 @@ class WebhookProcessor:
                     return Outcome.APPLIED
                 case CommitStatus.DUPLICATE:
                     return Outcome.DUPLICATE
+                case CommitStatus.RETIRED:
+                    continue  # the customer was deleted meanwhile: read the link again
                 case CommitStatus.LINK_TAKEN:
                     logger.warning("Customer belongs to a user linked to another customer")
                     return self._record_only(event, Outcome.UNLINKED)
@@ -216,6 +234,24 @@ class WebhookProcessor:
                     time.sleep(0.05 * (attempt + 1))
         raise StorageBusy("The projection is busy; retry.")
 
+    def _route(
+        self, change: Change, context: Context
+    ) -> tuple[str | None, LinkWrite | None, Guard | None] | Outcome:
+        """Whose partition ``change`` goes to, and how the customer's link is written or
+        checked with it; or, when it belongs to nobody, the outcome to record."""
+        if not change.belongs_to_customer:
+            return None, None, None
+        if change.customer is None:
+            return Outcome.UNLINKED  # nothing to key it by
+        if context.retired:
+            return Outcome.RETIRED
+        if context.user_id is not None:
+            return context.user_id, None, Guard(context.user_id, change.customer)
+        user_id = self._user_of_unlinked(change)
+        if user_id is None:
+            return Outcome.UNLINKED
+        return user_id, LinkWrite(user_id, change.customer), None
+
     def _writes(
         self,
         event: StripeEvent,
@@ -231,6 +267,42 @@ class WebhookProcessor:
         if change.kind is Kind.INVOICE:
             fields = {"r": fields}
         return [Write(slot, event.created, event.id, fields, allow_equal)]
+
+    def _retire_customer(self, event: StripeEvent, change: Change) -> Outcome:
+        """``customer.deleted``: the user is unlinked from the customer for good (the
+        next request that needs one creates a new customer), the customer's link is
+        kept as retired history so a late event cannot link it again, and its records
+        leave the user's partition. Repeated deliveries finish an interrupted purge."""
+        customer_id = change.object_id
+        key = self.settings.customer_user_metadata_key
+        for attempt in range(_ATTEMPTS):
+            context = self.store.context(customer_id, ())
+            user_id = context.user_id or customer_record(change.object, key).user_id
+            if user_id is None:
+                return self._record_only(event, Outcome.UNLINKED)
+            if context.retired:
+                outcome = self._record_only(event, Outcome.RETIRED)
+                self.store.purge_customer(user_id, customer_id)
+                return outcome
+            retire = RetireWrite(user_id, customer_id, linked=context.user_id is not None)
+            result = self.store.commit(
+                event.id,
+                event.type,
+                [],
+                retire=retire,
+                retention_seconds=self.retention_seconds,
+                now=int(self.clock()),
+            )
+            match result.status:
+                case CommitStatus.COMMITTED | CommitStatus.DUPLICATE:
+                    self.store.purge_customer(user_id, customer_id)
+                    if result.status is CommitStatus.DUPLICATE:
+                        return Outcome.DUPLICATE
+                    logger.info("Customer deleted in Stripe: link retired")
+                    return Outcome.APPLIED
+                case _:  # the link changed between the read and the write: read again
+                    time.sleep(0.05 * (attempt + 1))
+        raise StorageBusy("The projection is busy; retry.")
 
     def _main_slot(self, change: Change, user_id: str | None) -> Slot:
         match change.kind:
@@ -275,8 +347,11 @@ class WebhookProcessor:
             metadata = change.object.get("metadata") or {}
         else:
             client = self.stripe_client()
-            with stripe_errors("customers.retrieve"):
-                customer = client.v1.customers.retrieve(change.customer or "").to_dict()
+            try:
+                with stripe_errors("customers.retrieve"):
+                    customer = client.v1.customers.retrieve(change.customer or "").to_dict()
+            except CustomerMissing:  # not in this account (any more)
+                return None
             metadata = customer.get("metadata") or {}
         user = metadata.get(key)
         return str(user) if user else None
@@ -329,6 +404,8 @@ class WebhookProcessor:
         """Make the card of a succeeded SetupIntent the customer's default, and the default of
         subscriptions that have their own. The resulting ``customer.updated`` and
         ``customer.subscription.updated`` events update the projection."""
+        if not is_ours(event):
+            return Outcome.IGNORED
         if self.store.event_seen(event.id, now=int(self.clock())):
             return Outcome.DUPLICATE
         intent = event.object
@@ -336,12 +413,15 @@ class WebhookProcessor:
         if not isinstance(customer, str) or not isinstance(method, str):
             return self._record_only(event, Outcome.IGNORED)
         client = self.stripe_client()
-        with stripe_errors("customers.update"):
-            client.v1.customers.update(
-                customer,
-                params={"invoice_settings": {"default_payment_method": method}},
-                options={"idempotency_key": idempotency_key("default-pm", event.id)},
-            )
+        try:
+            with stripe_errors("customers.update"):
+                client.v1.customers.update(
+                    customer,
+                    params={"invoice_settings": {"default_payment_method": method}},
+                    options={"idempotency_key": idempotency_key("default-pm", event.id)},
+                )
+        except CustomerMissing:  # deleted since: nothing to make default
+            return self._record_only(event, Outcome.RETIRED)
         with stripe_errors("subscriptions.list"):
             subscriptions = client.v1.subscriptions.list(
                 params={"customer": customer, "limit": 100}
@@ -362,3 +442,8 @@ class WebhookProcessor:
 
 
 _ENDED = {"canceled", "incomplete_expired"}
+
+
+def _pinned(event: StripeEvent) -> bool:
+    """Whether the event's object is rendered in the API version this code reads."""
+    return event.api_version == STRIPE_API_VERSION
