@@ -26,7 +26,8 @@ def link_of(user_id: str) -> str | None:
     item = boto3.client("dynamodb").get_item(
         TableName=TABLE, Key={"pk": {"S": user_key(user_id)}, "sk": {"S": "LINK"}}
     )
-    return item["Item"]["customer_id"]["S"] if "Item" in item else None
+    customer = item.get("Item", {}).get("customer_id")  # absent: none, or retired
+    return customer["S"] if customer else None
 
 
 def linked_user(account: Account, user_id: str) -> str:
