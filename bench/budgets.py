@@ -8,7 +8,10 @@ Counted budgets (exact, no timing; ``make test`` runs them):
   same-second re-fetch (exactly one retrieve);
 - ``customer.deleted``: at most 5 DynamoDB requests besides one ``BatchWriteItem`` per
   25 invoices (the retirement, then the purge of the customer's records), no Stripe call;
-- confirm-plan session once the customer exists: exactly 1 Stripe call.
+- confirm-plan session once the customer exists: exactly 1 Stripe call;
+- a product renamed with N subscribers: the webhook keeps its 2 requests (it only
+  announces the change), and the fan-out makes at most N ``UpdateItem`` plus one
+  ``Query`` per 100 subscribers (``N + ⌊N/100⌋ + 1``), no Stripe call.
 
 ``setup_intent.succeeded`` is the one handled type whose purpose is a Stripe write (the
 saved card becomes the default: ``billing/webhooks.py``), so the no-Stripe-call
@@ -27,7 +30,8 @@ from dataclasses import dataclass
 
 from bench.artifacts import Artifact
 from bench.cold_start import ColdStarts
-from bench.counts import Count, Counts
+from bench.counts import Count, Counts, FanoutCount
+from billing.catalog_fanout import PAGE_SIZE as FANOUT_PAGE
 from billing.event_registry import REGISTRY, Fold
 
 SNAPSHOTS = ("snapshot.subscriber", "snapshot.not_modified", "snapshot.free", "snapshot.invoices")
@@ -137,6 +141,8 @@ def counted_verdicts(counts: Counts) -> list[Verdict]:
             len(refetch.stripe) == 1 and refetch.stripe[0].startswith("GET "),
         )
     )
+    for row in counts.fanouts:
+        verdicts.append(fanout_verdict(row))
     confirm = counts.find("session.subscription_update_confirm")
     verdicts.append(
         Verdict(
@@ -146,6 +152,34 @@ def counted_verdicts(counts: Counts) -> list[Verdict]:
         )
     )
     return verdicts
+
+
+def fanout_requests(subscribers: int) -> int:
+    """The fan-out's bound: one UpdateItem per subscriber, one Query per index page (the
+    page after a full one may be empty)."""
+    return subscribers + subscribers // FANOUT_PAGE + 1
+
+
+def fanout_verdict(row: FanoutCount) -> Verdict:
+    n = row.subscribers
+    updates = sum(call == "UpdateItem" for call in row.fanout.dynamodb)
+    queries = sum(call == "Query" for call in row.fanout.dynamodb)
+    reads = sum(call == "GetItem" for call in row.fanout.dynamodb)
+    others = len(row.fanout.dynamodb) - updates - queries - reads
+    return Verdict(
+        f"product renamed, {n} subscribers: the webhook at most {WEBHOOK_MAX_DYNAMODB} DynamoDB "
+        f"requests; the fan-out at most {fanout_requests(n)} (one UpdateItem per subscriber, "
+        f"one Query per {FANOUT_PAGE}) and one GetItem per invocation, 0 Stripe calls",
+        f"webhook {described(row.announce.dynamodb)}; fan-out {updates} UpdateItem + "
+        f"{queries} Query + {reads} GetItem in {row.invocations} invocation(s)",
+        len(row.announce.dynamodb) <= WEBHOOK_MAX_DYNAMODB
+        and updates <= n
+        and updates + queries <= fanout_requests(n)
+        and reads <= row.invocations
+        and others == 0
+        and not row.fanout.stripe
+        and not row.announce.stripe,
+    )
 
 
 def measured_verdicts(cold: ColdStarts, layer: Artifact) -> list[Verdict]:

@@ -26,6 +26,7 @@ from billing.store import PRICE, price_key
 from tests.support import portal
 from tests.support.lambda_context import HttpResult
 from tests.support.portal import STRIPE_ID
+from tests.support.webhooks import events_from_changes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,6 +35,8 @@ SEED_SNAPSHOT = "1 DynamoDB read + 3 Stripe calls"
 SEED_CONFIRM = "2 Stripe calls"
 
 MONTH = 30 * 86400
+# Products renamed in the fan-out rows: one page of the subscriber index, and just over.
+FANOUT_SUBSCRIBERS = (10, 101)
 
 
 class ScenarioFailed(RuntimeError):
@@ -64,6 +67,17 @@ class WebhookCount:
 
 
 @dataclass(frozen=True)
+class FanoutCount:
+    """A product with ``subscribers`` renamed: the webhook that announces it, then the
+    fan-out function's invocations that copy the name into every snapshot."""
+
+    subscribers: int
+    announce: Count
+    fanout: Count
+    invocations: int
+
+
+@dataclass(frozen=True)
 class Counts:
     snapshots: tuple[Count, ...]
     sessions: tuple[Count, ...]
@@ -71,6 +85,7 @@ class Counts:
     # First sightings and out-of-order deliveries: outside the steady state.
     webhook_paths: tuple[Count, ...]
     snapshot_imports_stripe: bool
+    fanouts: tuple[FanoutCount, ...] = ()
 
     def find(self, key: str) -> Count:
         for count in (*self.snapshots, *self.sessions, *self.webhook_paths):
@@ -88,6 +103,7 @@ def measure_counts(stack: Stack) -> Counts:
         webhooks=_webhooks_by_type(stack),
         webhook_paths=_webhook_paths(stack),
         snapshot_imports_stripe=snapshot_imports_stripe(),
+        fanouts=tuple(_catalog_fanout(stack, n) for n in FANOUT_SUBSCRIBERS),
     )
 
 
@@ -321,6 +337,57 @@ def _webhook_history(stack: Stack, user: str) -> None:
     client.prices.update(price.id, params={"nickname": "Add-on"})
     client.products.update(addon.id, params={"description": "Bench add-on"})
     stack.deliver_pending()
+
+
+def _catalog_fanout(stack: Stack, subscribers: int) -> FanoutCount:
+    """``subscribers`` users on a product of their own, which is then renamed."""
+    account = stack.account
+    client = account.client.v1
+    product = client.products.create(params={"name": f"Bench {subscribers}"})
+    lookup_key = f"bench_fanout_{subscribers}"
+    account.prices[lookup_key] = _recurring_price(stack, product.id, 900, lookup_key=lookup_key).id
+    users = [f"bench-fanout-{subscribers}-{n:03d}" for n in range(subscribers)]
+    for user in users:
+        portal.subscribed_user(account, user, lookup_key)
+    # Only what the snapshots' copies need (the catalog and the subscriptions), which
+    # keeps the set-up of a hundred subscribers short; and an empty fan-out queue.
+    for event in events_from_changes(stack.skip_pending(), types=_CATALOG_AND_SUBSCRIPTIONS):
+        if (outcome := stack.deliver(event)) != "applied":
+            raise ScenarioFailed(f"fan-out set-up, {event['type']}: {outcome}")
+    stack.drain_fanout()
+    client.products.update(product.id, params={"name": f"Bench {subscribers} renamed"})
+    [renamed] = _pending_events(stack)
+    announce = count(
+        stack,
+        f"fanout.{subscribers}.announce",
+        f"webhook product.updated (renamed, {subscribers} subscribers): announced",
+        functools.partial(stack.deliver, renamed),
+        expect="applied",
+    )
+    invocations: list[int] = []
+
+    def drain() -> str:
+        invocations.append(stack.drain_fanout())
+        return "drained"
+
+    fanout = count(
+        stack,
+        f"fanout.{subscribers}",
+        f"catalog fan-out, {subscribers} subscribers",
+        drain,
+        expect="drained",
+    )
+    names = {stack.snapshot(user).body["plan"]["name"] for user in users}
+    if names != {f"Bench {subscribers} renamed"}:
+        raise ScenarioFailed(f"fan-out to {subscribers} subscribers left {names}")
+    return FanoutCount(subscribers, announce, fanout, invocations[0])
+
+
+_CATALOG_AND_SUBSCRIPTIONS = ("product.", "price.", "customer.subscription.")
+
+
+def _pending_events(stack: Stack) -> list[dict[str, Any]]:
+    return events_from_changes(stack.skip_pending())
 
 
 def _webhook_paths(stack: Stack) -> tuple[Count, ...]:

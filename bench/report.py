@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -113,7 +114,7 @@ def _requests(counts: Counts) -> list[str]:
         ),
         "",
         "\\* The stand-in never emits this type: delivered with an object of the same "
-        "kind (the projection handles a type by its kind and its `.deleted` suffix).",
+        "kind (the registry, `billing/event_registry.py`, folds each type by its kind).",
         "",
         "### Webhooks outside the steady state",
         "",
@@ -124,7 +125,33 @@ def _requests(counts: Counts) -> list[str]:
                 for c in counts.webhook_paths
             ],
         ),
+        "",
+        "### A product renamed: the webhook announces it, the fan-out copies it",
+        "",
+        *_table(
+            ("subscribers", "webhook: DynamoDB", "fan-out: DynamoDB", "invocations", "Stripe"),
+            [
+                (
+                    str(f.subscribers),
+                    described(f.announce.dynamodb),
+                    _tally(f.fanout.dynamodb),
+                    str(f.invocations),
+                    described((*f.announce.stripe, *f.fanout.stripe)),
+                )
+                for f in counts.fanouts
+            ],
+        ),
+        "",
+        "Bound: N `UpdateItem` + ⌊N/100⌋ + 1 `Query` for N subscribers (a page of the "
+        "subscriber index is 100), and one `GetItem` and one SQS message per fan-out "
+        "invocation, each of which hands the rest on 30 s before its 300 s timeout.",
     ]
+
+
+def _tally(calls: Sequence[str]) -> str:
+    """``101 UpdateItem + 2 Query``: the counts of each operation, most frequent first."""
+    counted = Counter(calls)
+    return " + ".join(f"{n} {name}" for name, n in counted.most_common()) or "0"
 
 
 def _throughput(timing: Timing) -> list[str]:

@@ -31,8 +31,10 @@ from moto import mock_aws
 
 from billing.store import aws_session
 from functions.billing.app import lambda_handler as billing_handler
+from functions.catalog_fanout.app import lambda_handler as fanout_handler
 from functions.invoices.app import lambda_handler as invoices_handler
 from functions.portal_session.app import lambda_handler as session_handler
+from sandbox.queues import SqsEventSource
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.conftest import SECRET_NAME, TABLE, WEBHOOK_SECRET, WEBHOOK_SECRET_NAME
 from tests.conftest import forget_cached_clients as forget_warm_state
@@ -149,6 +151,17 @@ class Stack:
             previous=previous,
         )
 
+    def drain_fanout(self) -> int:
+        """Run the catalog fan-out function on every message of its queue, as its SQS
+        event source would; the number of invocations."""
+        source = SqsEventSource(
+            self.environment["CATALOG_FANOUT_QUEUE_URL"],
+            fanout_handler,
+            function_name="catalog-fanout",
+            timeout=300,
+        )
+        return source.drain()
+
     def deliver_pending(self) -> int:
         """Deliver every Stripe change not delivered yet, in order, until none is left.
 
@@ -192,6 +205,7 @@ def offline_stack() -> Iterator[Stack]:
         secrets.create_secret(Name=SECRET_NAME, SecretString=standin.api_key)
         secrets.create_secret(Name=WEBHOOK_SECRET_NAME, SecretString=WEBHOOK_SECRET)
         account = seed_account(standin)
+        queue = boto3.client("sqs").create_queue(QueueName="catalog-fanout")["QueueUrl"]
         environment = {
             **_AWS,
             "TABLE_NAME": TABLE,
@@ -201,6 +215,7 @@ def offline_stack() -> Iterator[Stack]:
             "ALLOWED_ORIGINS": "https://app.example.com",
             "DEFAULT_RETURN_URL": "https://app.example.com/account",
             "PORTAL_CONFIGURATION_ID": account.configuration,
+            "CATALOG_FANOUT_QUEUE_URL": queue,
         }
         resources.enter_context(mock.patch.dict(os.environ, environment))
         resources.enter_context(

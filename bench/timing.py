@@ -21,7 +21,7 @@ import boto3
 
 from bench.counts import ScenarioFailed, subscribed_user
 from bench.stack import TABLE, Stack
-from billing.projection import change_from_object
+from billing.projection import ProductNames, change_from_object
 from billing.projection_store import (
     SNAPSHOT,
     Slot,
@@ -182,7 +182,8 @@ class _Throughput:
         self.stack, self.customer, self.state = stack, customer, state
         self.change = change_from_object(Kind.SUBSCRIPTION, state)
         self.store = projection_store_for_table(TABLE)
-        names = self.store.context(customer, self.change.products).product_names
+        context = self.store.context(customer, self.change.products)
+        names = ProductNames(context.product_names, context.product_versions)
         self.record = self.change.record("user_id", names).stored()
         self.client = boto3.client("dynamodb")
         self.context = LambdaContext()

@@ -2,9 +2,11 @@
 
 Started in this order, each on loopback:
 
-1. moto's server (DynamoDB, Secrets Manager): the table as ``BillingTable``
-   declares it, the Stripe key secret and the stack's webhook signing secret;
-   every boto3 client in the process talks to it (``AWS_ENDPOINT_URL``).
+1. moto's server (DynamoDB, Secrets Manager, SQS): the table as ``BillingTable``
+   declares it, the Stripe key secret, the stack's webhook signing secret and the
+   catalog fan-out queue, whose messages a local event source feeds to the fan-out
+   function (:mod:`sandbox.queues`); every boto3 client in the process talks to it
+   (``AWS_ENDPOINT_URL``).
 2. The Stripe stand-in with the demo catalog (:mod:`sandbox.seed`).
 3. ``Custom::PortalConfiguration`` run exactly as CloudFormation calls it
    (:mod:`sandbox.cloudformation`), with the template's properties.
@@ -67,6 +69,7 @@ from sandbox.cloudformation import (
     run_custom_resource,
 )
 from sandbox.gateway import LocalGateway, LocalIdentityProvider, PortInUse, serve
+from sandbox.queues import SqsEventSource, create_queue
 from sandbox.seed import CATALOG, DEMO_EMAIL, DEMO_USER, ensure_catalog, ensure_demo_customer
 from sandbox.stripe_standin.server import DEFAULT_API_KEY, StripeStandIn
 
@@ -225,6 +228,7 @@ def local_deployment(
                 physical_resource_id=config.physical_resource_id,
             )
         os.environ.update(_functions_environment(stack))
+        running.callback(_start_catalog_fanout(stack).stop)
 
         status = _Status()
         identity = LocalIdentityProvider(parameters["JwtIssuer"], parameters["JwtAudience"])
@@ -331,6 +335,21 @@ def _create_aws_resources(stack: LocalStack, stripe_api_key: str) -> None:
     stack.refs["WebhookSigningSecret"] = secrets.create_secret(
         Name=f"{STACK_NAME}-WebhookSigningSecret", SecretString=os.urandom(16).hex()
     )["ARN"]
+    stack.refs["CatalogFanoutQueue"] = create_queue(
+        stack.template, "CatalogFanoutQueue", f"{STACK_NAME}-CatalogFanoutQueue"
+    )
+
+
+def _start_catalog_fanout(stack: LocalStack) -> SqsEventSource:
+    """The fan-out function, fed by its queue as the template's SQS event source does."""
+    source = SqsEventSource(
+        stack.refs["CatalogFanoutQueue"],
+        handler_of("functions.catalog_fanout.app"),
+        function_name=f"{STACK_NAME}-catalog-fanout",
+        timeout=float(stack.resource("CatalogFanoutFunction")["Properties"]["Timeout"]),
+    )
+    source.start()
+    return source
 
 
 def _functions_environment(stack: LocalStack) -> dict[str, str]:

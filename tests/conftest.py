@@ -14,7 +14,13 @@ from moto.core.botocore_stubber import BotocoreStubber
 
 from billing.projection_store import projection_store_for_table
 from billing.secrets import secrets_provider
-from billing.settings import get_provisioning_settings, get_settings, get_webhook_settings
+from billing.settings import (
+    get_backfill_settings,
+    get_fanout_settings,
+    get_provisioning_settings,
+    get_settings,
+    get_webhook_settings,
+)
 from billing.snapshot_settings import get_snapshot_settings
 from billing.store import aws_session
 from billing.stripe_client import reset_stripe_client
@@ -137,6 +143,8 @@ def forget_cached_clients() -> None:
     get_webhook_settings.cache_clear()
     get_snapshot_settings.cache_clear()
     get_provisioning_settings.cache_clear()
+    get_backfill_settings.cache_clear()
+    get_fanout_settings.cache_clear()
     projection_store_for_table.cache_clear()
     aws_session.cache_clear()
     reset_stripe_client()

@@ -12,6 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from billing.backfill import Backfill
+from billing.catalog_fanout import announcer
 from billing.library_logs import cap_library_loggers
 from billing.projection_store import projection_store_for_table
 from billing.settings import ProjectionSettings, get_backfill_settings
@@ -24,10 +25,12 @@ cap_library_loggers()  # before any AWS or Stripe client logs a secret
 
 def run_backfill(settings: ProjectionSettings, *, replay: bool = True) -> dict[str, Any]:
     client = get_stripe_client(settings)
+    store = projection_store_for_table(settings.table_name)
     processor = WebhookProcessor(
         settings=settings,
-        store=projection_store_for_table(settings.table_name),
+        store=store,
         stripe_client=lambda: client,
+        announce=announcer(store, settings.catalog_fanout_queue_url),
     )
     report = Backfill(processor, client).run(replay=replay)
     return {"counts": report.as_dict()}

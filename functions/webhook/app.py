@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from billing.catalog_fanout import announcer
 from billing.errors import InvalidSignature, MalformedBody
 from billing.http import error_doc, install_error_handlers
 from billing.library_logs import cap_library_loggers
@@ -120,10 +121,12 @@ def signing_secrets(settings: WebhookSettings, *, force_fetch: bool = False) -> 
 
 
 def processor(settings: WebhookSettings) -> WebhookProcessor:
+    store = projection_store_for_table(settings.table_name)
     return WebhookProcessor(
         settings=settings,
-        store=projection_store_for_table(settings.table_name),
+        store=store,
         stripe_client=lambda: get_stripe_client(settings),
+        announce=announcer(store, settings.catalog_fanout_queue_url),
     )
 
 

@@ -18,7 +18,7 @@ from bench.budgets import (
 )
 from bench.check import main, report
 from bench.cold_start import ColdStart, ColdStarts
-from bench.counts import Count, Counts, WebhookCount
+from bench.counts import Count, Counts, FanoutCount, WebhookCount
 from billing.event_registry import HANDLED_EVENT_TYPES
 from billing.projection_store import ProjectionStore, UserItems
 
@@ -62,6 +62,21 @@ def within_budget() -> Counts:
             count("webhook.same_second", STEADY_WRITE * 2, ("GET /v1/subscriptions/{id}",)),
         ),
         snapshot_imports_stripe=False,
+        fanouts=(fanout(10, queries=1), fanout(101, queries=2)),
+    )
+
+
+def fanout(subscribers: int, *, queries: int, updates: int | None = None) -> FanoutCount:
+    calls = (
+        "GetItem",
+        *("Query",) * queries,
+        *("UpdateItem",) * (subscribers if updates is None else updates),
+    )
+    return FanoutCount(
+        subscribers,
+        count(f"fanout.{subscribers}.announce", ("TransactWriteItems",)),
+        count(f"fanout.{subscribers}", calls),
+        invocations=1,
     )
 
 
@@ -96,7 +111,7 @@ def failed(verdicts: list[Verdict]) -> list[Verdict]:
 def test_the_measured_design_keeps_every_counted_budget() -> None:
     verdicts = counted_verdicts(within_budget())
     assert failed(verdicts) == []
-    assert len(verdicts) == 15
+    assert len(verdicts) == 17
 
 
 @pytest.mark.parametrize(
@@ -143,6 +158,20 @@ def test_the_measured_design_keeps_every_counted_budget() -> None:
             ),
             "setup_intent.succeeded",
             "3 (POST /v1/customers/{id}, GET /v1/subscriptions, POST /v1/subscriptions/{id})",
+        ),
+        (
+            lambda c: dataclasses.replace(
+                c, fanouts=(fanout(10, queries=1, updates=11), fanout(101, queries=2))
+            ),
+            "product renamed, 10 subscribers",
+            "fan-out 11 UpdateItem + 1 Query + 1 GetItem",
+        ),
+        (
+            lambda c: dataclasses.replace(
+                c, fanouts=(fanout(10, queries=1), fanout(101, queries=101))
+            ),
+            "product renamed, 101 subscribers",
+            "fan-out 101 UpdateItem + 101 Query + 1 GetItem",
         ),
         (
             lambda c: replaced(

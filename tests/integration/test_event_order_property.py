@@ -21,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.catalog_fanout import announcer
 from billing.projection_store import ProjectionStore
 from billing.records import Kind
 from billing.settings import get_backfill_settings
@@ -114,7 +115,9 @@ def expected_snapshot(account: Account, user: str, customer: str) -> dict[str, A
     """The snapshot built from Stripe's final objects only, in a table of its own."""
     settings_ = get_backfill_settings()
     store = ProjectionStore(EXPECTED_TABLE)
-    processor = WebhookProcessor(settings_, store, lambda: get_stripe_client(settings_))
+    processor = WebhookProcessor(
+        settings_, store, lambda: get_stripe_client(settings_), announcer(store, None)
+    )
     api = account.client.v1
     version = int(time.time()) + 10_000
     objects: list[tuple[Kind, Any]] = [(Kind.CUSTOMER, api.customers.retrieve(customer))]

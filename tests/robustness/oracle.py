@@ -18,7 +18,7 @@ from typing import Any
 import stripe
 
 from billing.attributes import from_item, to_attribute
-from billing.projection import change_from_object
+from billing.projection import ProductNames, change_from_object
 from billing.projection_store import (
     INVOICE_PREFIX,
     SNAPSHOT,
@@ -67,7 +67,9 @@ class Expected:
 def expected_projection(client: stripe.StripeClient, customer_ids: list[str]) -> list[Expected]:
     """The expected projection of each customer, from its objects on Stripe now."""
     api = client.v1
-    names = {p.id: p.name for p in api.products.list(params={"limit": 100}).auto_paging_iter()}
+    names = ProductNames(
+        {p.id: p.name for p in api.products.list(params={"limit": 100}).auto_paging_iter()}, {}
+    )
     expected = []
     for customer_id in customer_ids:
         customer = api.customers.retrieve(customer_id).to_dict()
@@ -84,13 +86,13 @@ def expected_projection(client: stripe.StripeClient, customer_ids: list[str]) ->
         slots: dict[str, Any] = {}
         for kind, obj in objects:
             record = change_from_object(kind, obj).record(USER_METADATA_KEY, names)
-            slots[slot_attribute(kind, obj["id"])] = stored(record.stored())
+            slots[slot_attribute(kind, obj["id"])] = comparable(stored(record.stored()))
         invoices: dict[str, Any] = {}
         for invoice in api.invoices.list(
             params={"customer": customer_id, "limit": 100}
         ).auto_paging_iter():
             obj = invoice.to_dict()
-            record = change_from_object(Kind.INVOICE, obj).record(USER_METADATA_KEY, names)
+            record = change_from_object(Kind.INVOICE, obj).record(USER_METADATA_KEY)
             invoices[invoice_sort_key(int(obj["created"]), obj["id"])] = stored(record.stored())
         expected.append(Expected(user_id, customer_id, slots, invoices))
     return expected
@@ -105,7 +107,7 @@ def projected(items: list[dict[str, Any]], user_id: str) -> tuple[dict[str, Any]
             continue
         item = from_item(raw)
         if item["sk"] == SNAPSHOT:
-            slots = {k: v["r"] for k, v in item.items() if k not in ("pk", "sk")}
+            slots = {k: comparable(v["r"]) for k, v in item.items() if k not in ("pk", "sk")}
         elif item["sk"].startswith(INVOICE_PREFIX):
             invoices[item["sk"]] = item["r"]
     return slots, invoices
@@ -127,6 +129,18 @@ def expected_links(expected: list[Expected]) -> dict[str, str]:
         pairs[user_key(each.user_id)] = each.customer_id
         pairs[customer_key(each.customer_id)] = each.user_id
     return pairs
+
+
+# When a catalog field was copied into an item, not what it says: left out of comparisons.
+_COPY_VERSIONS = ("name_version", "price_version")
+
+
+def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored record without the versions of the catalog fields its items copy."""
+    if "items" not in record:
+        return dict(record)
+    items = [{k: v for k, v in i.items() if k not in _COPY_VERSIONS} for i in record["items"]]
+    return {**record, "items": items}
 
 
 def stored(value: Any) -> Any:

@@ -38,6 +38,9 @@ PARAMETERS = {
     "DefaultReturnUrl": "https://app.example.com/account",
 }
 TABLE_NAME = f"{STACK}-BillingTable-1Q2W3E4R5T6Y"
+FANOUT_QUEUE_NAME = "billing-CatalogFanoutQueue-1A2B3C"
+FANOUT_QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{FANOUT_QUEUE_NAME}"
+FANOUT_QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{FANOUT_QUEUE_NAME}"
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE_NAME}"
 SIGNING_SECRET_ARN = (
     f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:WebhookSigningSecret-Zx9Yw8-AbCdEf"
@@ -115,8 +118,17 @@ def resolver(transformed: Mapping[str, Any]) -> LocalStack:
             "BillingTable": TABLE_NAME,
             "WebhookSigningSecret": SIGNING_SECRET_ARN,
             "HttpApi": API_ID,
+            "CatalogFanoutQueue": FANOUT_QUEUE_URL,
+            "CatalogFanoutDeadLetters": f"{FANOUT_QUEUE_URL}-dead-letters",
         },
-        attributes={"BillingTable": {"Arn": TABLE_ARN}},
+        attributes={
+            "BillingTable": {"Arn": TABLE_ARN},
+            "CatalogFanoutQueue": {"Arn": FANOUT_QUEUE_ARN, "QueueName": FANOUT_QUEUE_NAME},
+            "CatalogFanoutDeadLetters": {
+                "Arn": f"{FANOUT_QUEUE_ARN}-dead-letters",
+                "QueueName": f"{FANOUT_QUEUE_NAME}-dead-letters",
+            },
+        },
     )
 
 
@@ -208,7 +220,7 @@ def _wildcards(resource: str) -> bool:
 
 def privilege_problems(transformed: Mapping[str, Any]) -> list[str]:
     """Grants wider than the functions need: wildcards, foreign resources, extra policies."""
-    known = {TABLE_ARN, SIGNING_SECRET_ARN, stripe_key_secret_arn(transformed)}
+    known = {TABLE_ARN, SIGNING_SECRET_ARN, FANOUT_QUEUE_ARN, stripe_key_secret_arn(transformed)}
     problems: list[str] = []
     for name, role in function_roles(transformed).items():
         for arn in role.managed_policies:
@@ -242,7 +254,12 @@ STRIPE_CALLERS = frozenset(
         "WebhookEndpointFunction",
     }
 )
-TABLE_WRITERS = frozenset({"PortalSessionFunction", "WebhookFunction", "BackfillFunction"})
+TABLE_WRITERS = frozenset(
+    {"PortalSessionFunction", "WebhookFunction", "BackfillFunction", "CatalogFanoutFunction"}
+)
+# Who may put catalog changes on the fan-out queue, and who consumes it.
+FANOUT_SENDERS = frozenset({"WebhookFunction", "BackfillFunction", "CatalogFanoutFunction"})
+FANOUT_CONSUMERS = frozenset({"CatalogFanoutFunction"})
 SIGNING_SECRET_READERS = frozenset({"WebhookFunction", "WebhookEndpointFunction"})
 SIGNING_SECRET_WRITERS = frozenset({"WebhookEndpointFunction"})
 # The read-only functions: GET /billing and GET /billing/invoices.
@@ -290,6 +307,11 @@ def separation_problems(transformed: Mapping[str, Any]) -> list[str]:
             problems.append(f"{name} may read the Stripe secret key")
         if _writes_secret(key):
             problems.append(f"{name} may change the Stripe secret key")
+        queue = role.actions_on(FANOUT_QUEUE_ARN, "sqs:")
+        if name not in FANOUT_SENDERS and "sqs:SendMessage" in queue:
+            problems.append(f"{name} may send to the catalog fan-out queue")
+        if name not in FANOUT_CONSUMERS and queue & {"sqs:ReceiveMessage", "sqs:DeleteMessage"}:
+            problems.append(f"{name} may consume the catalog fan-out queue")
         signing = role.actions_on(SIGNING_SECRET_ARN, "secretsmanager:")
         if name not in SIGNING_SECRET_READERS and _reads_secret(signing):
             problems.append(f"{name} may read the webhook signing secret")

@@ -72,6 +72,7 @@ def test_every_grant_names_a_resource_of_the_stack_without_wildcards() -> None:
         "BackfillFunction",
         "PortalConfigFunction",
         "WebhookEndpointFunction",
+        "CatalogFanoutFunction",
     }
     for role in roles.values():
         # Only what SAM adds to every role (logs; X-Ray, whose actions take no resource).
@@ -238,6 +239,16 @@ def custom_resource_may_write_the_table(copy: Template) -> None:
     _function(copy, "PortalConfigFunction")["Policies"].append(webhook)
 
 
+def portal_may_announce_catalog_changes(copy: Template) -> None:
+    send = _function(copy, "WebhookFunction")["Policies"][-1]
+    _function(copy, "PortalSessionFunction")["Policies"].append(send)
+
+
+def webhook_may_consume_the_fanout_queue(copy: Template) -> None:
+    consume = _function(copy, "CatalogFanoutFunction")["Policies"][-1]
+    _function(copy, "WebhookFunction")["Policies"].append(consume)
+
+
 def billing_route_without_authorizer(copy: Template) -> None:
     event = _function(copy, "BillingFunction")["Events"]["GetBilling"]["Properties"]
     event["Auth"] = {"Authorizer": "NONE"}
@@ -299,6 +310,8 @@ WIDENINGS: list[tuple[Callable[[Template], None], str]] = [
     (a_managed_policy, r"BackfillFunction: managed policy .*AmazonDynamoDBFullAccess"),
     (webhook_may_change_its_secret, r"WebhookFunction may change the webhook signing secret"),
     (custom_resource_may_write_the_table, r"PortalConfigFunction may \[.*\] the table"),
+    (portal_may_announce_catalog_changes, r"PortalSessionFunction may send to the catalog"),
+    (webhook_may_consume_the_fanout_queue, r"WebhookFunction may consume the catalog fan-out"),
     (billing_route_without_authorizer, r"GET /billing: not behind JwtAuthorizer"),
     (no_default_authorizer, r"POST /portal-sessions: not behind JwtAuthorizer"),
     (webhook_behind_the_authorizer, r"POST /webhooks/stripe: Stripe cannot send a user token"),

@@ -152,10 +152,22 @@ def customer_record(obj: Mapping[str, Any], user_metadata_key: str) -> CustomerR
     )
 
 
+@dataclass(frozen=True)
+class ProductNames:
+    """The stored names of products, with the version each was stored at."""
+
+    names: Mapping[str, str]
+    versions: Mapping[str, int]
+
+
+NO_NAMES = ProductNames({}, {})
+
+
 def subscription_record(
-    obj: Mapping[str, Any], product_names: Mapping[str, str] | None = None
+    obj: Mapping[str, Any], products: ProductNames = NO_NAMES, *, version: int | None = None
 ) -> SubscriptionRecord:
-    names = product_names or {}
+    """The subscription as stored; ``version`` is that of the event it comes from (the
+    version of the price fields its items copy)."""
     items = []
     for item in _list_data(obj.get("items")):
         price = _map(item.get("price"))
@@ -168,7 +180,9 @@ def subscription_record(
                 product=product,
                 lookup_key=_str(price.get("lookup_key")),
                 nickname=_str(price.get("nickname")),
-                product_name=names.get(product),
+                product_name=products.names.get(product),
+                name_version=products.versions.get(product),
+                price_version=version,
                 unit_amount=_int(price.get("unit_amount")),
                 currency=_str(price.get("currency")) or _str(obj.get("currency")) or "",
                 interval=_str(recurring.get("interval")),
@@ -289,16 +303,29 @@ class Change:
         return tuple(sorted(p for p in found if p))
 
     @property
+    def item_prices(self) -> tuple[tuple[str, str], ...]:
+        """(product id, price id) of each subscription item, in the items' order."""
+        if self.kind is not Kind.SUBSCRIPTION:
+            return ()
+        pairs = []
+        for item in _list_data(self.object.get("items")):
+            price = _map(item.get("price"))
+            pairs.append((_id(price.get("product")) or "", _id(price) or ""))
+        return tuple(pairs)
+
+    @property
     def belongs_to_customer(self) -> bool:
         """Whether the object is kept in a user's partition (routed by its customer)."""
         return self.kind not in (Kind.PRICE, Kind.PRODUCT)
 
-    def record(self, user_metadata_key: str, product_names: Mapping[str, str]) -> Record:
+    def record(
+        self, user_metadata_key: str, products: ProductNames = NO_NAMES, version: int | None = None
+    ) -> Record:
         match self.kind:
             case Kind.CUSTOMER:
                 return customer_record(self.object, user_metadata_key)
             case Kind.SUBSCRIPTION:
-                return subscription_record(self.object, product_names)
+                return subscription_record(self.object, products, version=version)
             case Kind.PAYMENT_METHOD:
                 return payment_method_record(self.object)
             case Kind.INVOICE:
@@ -343,5 +370,5 @@ def change_from_object(
         case _:
             customer = _id(obj.get("customer"))
     change = Change(kind, object_id, customer, obj, deleted=deleted or obj.get("deleted") is True)
-    change.record("", {})  # every required field is there
+    change.record("")  # every required field is there
     return change

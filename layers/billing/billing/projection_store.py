@@ -14,6 +14,10 @@ Items (see ``billing.store`` for the whole key schema):
   catalog, flat attributes plus ``v`` and ``e``.
 - ``EVENT#<event id>`` / ``EVENT``: the dedupe record, written in the same
   transaction as the event's effect.
+- ``SUBSCRIBERS#<product id>`` / ``SUBSCRIPTION#<subscription id>``: the product's
+  subscriber index, ``{user_id, items: [{position, price}]}``, written with the
+  subscription; a catalog change walks it to reach every snapshot that copies the
+  product's name or a price's fields (``billing.catalog_fanout``).
 
 Every projected write is conditional on ``v`` being older than the event's
 (see ``billing.projection`` for the version rule).
@@ -66,6 +70,14 @@ def event_key(event_id: str) -> str:
 
 def product_key(product_id: str) -> str:
     return f"PRODUCT#{product_id}"
+
+
+def subscribers_key(product_id: str) -> str:
+    return f"SUBSCRIBERS#{product_id}"
+
+
+def subscriber_sort_key(subscription_id: str) -> str:
+    return f"SUBSCRIPTION#{subscription_id}"
 
 
 def invoice_sort_key(created: int, invoice_id: str) -> str:
@@ -133,6 +145,28 @@ class RetireWrite:
     linked: bool
 
 
+@dataclass(frozen=True)
+class SubscriberEntry:
+    """A subscription's entry in a product's subscriber index: whose snapshot holds it,
+    and which of its items bill the product (position in the item list, price id)."""
+
+    product_id: str
+    subscription_id: str
+    user_id: str
+    items: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True)
+class ProductCheck:
+    """The product's stored record must still be the one read (its version and event)
+    when the transaction commits: a rename committed meanwhile, even in the same second,
+    makes the writer read the new name again."""
+
+    product_id: str
+    version: int
+    event_id: str
+
+
 class CommitStatus(StrEnum):
     COMMITTED = "committed"
     DUPLICATE = "duplicate"  # the event's dedupe record exists
@@ -156,6 +190,8 @@ class Context:
     user_id: str | None
     product_names: dict[str, str]
     retired: bool = False  # the customer was deleted in Stripe: its link is history
+    product_versions: dict[str, int] = field(default_factory=dict)
+    product_events: dict[str, str] = field(default_factory=dict)  # the event each was from
 
 
 @dataclass(frozen=True)
@@ -189,14 +225,19 @@ class ProjectionStore(BillingStore):
         user_id = None
         retired = False
         names: dict[str, str] = {}
+        versions: dict[str, int] = {}
+        events: dict[str, str] = {}
         for item in found:
             pk = item["pk"]["S"]
             if pk.startswith("CUSTOMER#"):
                 user_id = item["user_id"]["S"]
                 retired = "retired_at" in item
             elif not item.get("deleted", {}).get("BOOL"):
-                names[pk.removeprefix("PRODUCT#")] = item["name"]["S"]
-        return Context(user_id, names, retired)
+                product_id = pk.removeprefix("PRODUCT#")
+                names[product_id] = item["name"]["S"]
+                versions[product_id] = int(item["v"]["N"])
+                events[product_id] = item["e"]["S"]
+        return Context(user_id, names, retired, versions, events)
 
     def commit(
         self,
@@ -207,13 +248,17 @@ class ProjectionStore(BillingStore):
         link: LinkWrite | None = None,
         guard: Guard | None = None,
         retire: RetireWrite | None = None,
+        checks: Sequence[ProductCheck] = (),
+        subscribers: Sequence[SubscriberEntry] = (),
         retention_seconds: int,
         now: int | None = None,
     ) -> CommitResult:
         """Record the event and apply ``writes`` (and the link change) in one transaction.
 
         At most one of ``link``, ``guard`` and ``retire`` applies: each conditions or
-        changes the customer's link in the same transaction as the writes.
+        changes the customer's link in the same transaction as the writes. ``checks``
+        and ``subscribers`` come with a subscription: the product names it copied are
+        still current, and its entries in the products' subscriber indexes.
         """
         now = int(time.time()) if now is None else now
         items: list[TransactWriteItemTypeDef] = [
@@ -227,6 +272,8 @@ class ProjectionStore(BillingStore):
             items.extend(self._retire_writes(retire, now))
         link_count = len(items) - 1
         items.extend(self._write_item(w) for w in writes)
+        items.extend(self._product_check(check) for check in checks)
+        items.extend(self._subscriber_put(entry) for entry in subscribers)
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as error:
@@ -292,6 +339,34 @@ class ProjectionStore(BillingStore):
                 },
                 "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
                 "ExpressionAttributeValues": {":now": {"N": str(now)}},
+            }
+        }
+
+    def _product_check(self, check: ProductCheck) -> TransactWriteItemTypeDef:
+        return {
+            "ConditionCheck": {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": product_key(check.product_id)}, "sk": {"S": PRODUCT}},
+                "ConditionExpression": "v = :v AND e = :e",
+                "ExpressionAttributeValues": {
+                    ":v": {"N": str(check.version)},
+                    ":e": {"S": check.event_id},
+                },
+            }
+        }
+
+    def _subscriber_put(self, entry: SubscriberEntry) -> TransactWriteItemTypeDef:
+        return {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    "pk": {"S": subscribers_key(entry.product_id)},
+                    "sk": {"S": subscriber_sort_key(entry.subscription_id)},
+                    "user_id": {"S": entry.user_id},
+                    "items": to_attribute(
+                        [{"position": pos, "price": price} for pos, price in entry.items]
+                    ),
+                },
             }
         }
 

@@ -69,6 +69,12 @@ class ItemRecord(Record):
     interval_count: int | None = None
     quantity: int | None = None
     current_period_end: int | None = None
+    # The versions of the catalog fields copied into the item: ``product_name`` from the
+    # product's record, ``lookup_key``/``nickname`` from the price. A catalog change is
+    # copied into every subscriber's item (``billing.catalog_fanout``) only over older
+    # versions, so a late copy never overwrites a newer name.
+    name_version: int | None = None
+    price_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

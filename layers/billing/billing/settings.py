@@ -109,6 +109,16 @@ class ProjectionSettings(StripeSettings):
     event_retention_days: int = Field(
         default=7, ge=4, le=365, validation_alias="EVENT_RETENTION_DAYS"
     )
+    # The SQS queue of the catalog fan-out (billing.catalog_fanout); unset (local runs
+    # without a queue): a catalog change is copied to its subscribers in the caller.
+    catalog_fanout_queue_url: str | None = Field(
+        default=None, validation_alias="CATALOG_FANOUT_QUEUE_URL"
+    )
+
+    @field_validator("catalog_fanout_queue_url", mode="before")
+    @classmethod
+    def _empty_queue_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
 
 class WebhookSettings(ProjectionSettings):
@@ -121,6 +131,13 @@ class WebhookSettings(ProjectionSettings):
     webhook_tolerance_seconds: int = Field(
         default=300, ge=1, le=3600, validation_alias="WEBHOOK_TOLERANCE_SECONDS"
     )
+
+
+class FanoutSettings(TableSettings):
+    """The catalog fan-out function's settings: it calls no Stripe."""
+
+    # Where it hands on what is left when its invocation runs short of time.
+    catalog_fanout_queue_url: str = Field(validation_alias="CATALOG_FANOUT_QUEUE_URL", min_length=1)
 
 
 class ProvisioningSettings(StripeSettings):
@@ -148,6 +165,11 @@ def get_webhook_settings() -> WebhookSettings:
 def get_backfill_settings() -> ProjectionSettings:
     """The backfill writes like the webhook but needs no signing secret."""
     return ProjectionSettings()
+
+
+@cache
+def get_fanout_settings() -> FanoutSettings:
+    return FanoutSettings()
 
 
 @cache

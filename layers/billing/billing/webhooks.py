@@ -21,15 +21,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import stripe
 from aws_lambda_powertools import Logger
 
+from billing.catalog_fanout import CatalogChange
 from billing.errors import CustomerMissing, InvalidSignature, StorageBusy
 from billing.event_registry import SHAPE_CHANGES_WITH_VERSION, Fold, handled_type
 from billing.projection import (
     Change,
+    ProductNames,
     StripeEvent,
     UnreadableObject,
     change_for,
@@ -46,9 +48,11 @@ from billing.projection_store import (
     Context,
     Guard,
     LinkWrite,
+    ProductCheck,
     ProjectionStore,
     RetireWrite,
     Slot,
+    SubscriberEntry,
     Write,
     invoice_sort_key,
     product_key,
@@ -136,6 +140,8 @@ class WebhookProcessor:
     store: ProjectionStore
     # Built only when Stripe must be called (the uncommon paths).
     stripe_client: Callable[[], stripe.StripeClient]
+    # Hands a catalog change on to the fan-out (billing.catalog_fanout.announcer).
+    announce: Callable[[CatalogChange], None]
     clock: Callable[[], float] = time.time
 
     @property
@@ -196,25 +202,30 @@ class WebhookProcessor:
             if isinstance(route, Outcome):
                 return self._record_only(event, route)
             user_id, link, guard = route
-            names = dict(context.product_names)
-            extra = self._fetch_missing_products(event, change, names)
-            writes = [*extra, *self._writes(event, change, user_id, names, allow_equal)]
+            products = ProductNames(dict(context.product_names), dict(context.product_versions))
+            fetched = self._fetch_missing_products(event, change, products)
+            writes = [*fetched, *self._writes(event, change, user_id, products, allow_equal)]
             if not writes and link is None:
                 return self._record_only(event, Outcome.APPLIED)
+            checks, subscribers = self._catalog_ties(change, user_id, context, products)
             result = self.store.commit(
                 event.id,
                 event.type,
                 writes,
                 link=link,
                 guard=guard,
+                checks=checks,
+                subscribers=subscribers,
                 retention_seconds=self.retention_seconds,
                 now=int(self.clock()),
             )
             match result.status:
-                case CommitStatus.COMMITTED:
+                case CommitStatus.COMMITTED | CommitStatus.DUPLICATE:
+                    # Also on a redelivery: an announcement lost after the commit is made.
+                    self._announce_catalog_change(event, change)
+                    if result.status is CommitStatus.DUPLICATE:
+                        return Outcome.DUPLICATE
                     return Outcome.APPLIED
-                case CommitStatus.DUPLICATE:
-                    return Outcome.DUPLICATE
                 case CommitStatus.RETIRED:
                     continue  # the customer was deleted meanwhile: read the link again
                 case CommitStatus.LINK_TAKEN:
@@ -257,16 +268,64 @@ class WebhookProcessor:
         event: StripeEvent,
         change: Change,
         user_id: str | None,
-        names: dict[str, str],
+        products: ProductNames,
         allow_equal: bool,
     ) -> list[Write]:
         slot = self._main_slot(change, user_id)
         if change.kind is Kind.PRICE:
             return self._price_writes(event, change, slot, allow_equal)
-        fields = change.record(self.settings.customer_user_metadata_key, names).stored()
+        key = self.settings.customer_user_metadata_key
+        fields = change.record(key, products, version=event.created).stored()
         if change.kind is Kind.INVOICE:
             fields = {"r": fields}
         return [Write(slot, event.created, event.id, fields, allow_equal)]
+
+    @staticmethod
+    def _catalog_ties(
+        change: Change, user_id: str | None, context: Context, products: ProductNames
+    ) -> tuple[list[ProductCheck], list[SubscriberEntry]]:
+        """For a subscription: the stored product versions its names were copied from
+        (unchanged at commit, or the write is retried), and its subscriber-index entries."""
+        if change.kind is not Kind.SUBSCRIPTION or user_id is None:
+            return [], []
+        checks = [
+            ProductCheck(product_id, version, context.product_events[product_id])
+            for product_id, version in context.product_versions.items()
+            if product_id in change.products
+        ]
+        billed: dict[str, list[tuple[int, str]]] = {}
+        for position, (product_id, price_id) in enumerate(change.item_prices):
+            billed.setdefault(product_id, []).append((position, price_id))
+        entries = [
+            SubscriberEntry(product_id, change.object_id, user_id, tuple(items))
+            for product_id, items in billed.items()
+            if product_id in products.names
+        ]
+        return checks, entries
+
+    def _announce_catalog_change(self, event: StripeEvent, change: Change) -> None:
+        """Hand a change of the fields snapshots copy (a product's name, a price's lookup
+        key or nickname) to the catalog fan-out."""
+        previous = event.data.previous_attributes or {}
+        if change.kind is Kind.PRODUCT and "name" in previous and not change.deleted:
+            self.announce(
+                CatalogChange(
+                    product_id=change.object_id,
+                    version=event.created,
+                    name=product_record(change.object).name,
+                )
+            )
+        elif change.kind is Kind.PRICE and {"lookup_key", "nickname"} & previous.keys():
+            price = price_record(change.object, deleted=change.deleted)
+            self.announce(
+                CatalogChange(
+                    product_id=price.product,
+                    version=event.created,
+                    price_id=change.object_id,
+                    lookup_key=price.lookup_key,
+                    nickname=price.nickname,
+                )
+            )
 
     def _retire_customer(self, event: StripeEvent, change: Change) -> Outcome:
         """``customer.deleted``: the user is unlinked from the customer for good (the
@@ -357,17 +416,21 @@ class WebhookProcessor:
         return str(user) if user else None
 
     def _fetch_missing_products(
-        self, event: StripeEvent, change: Change, names: dict[str, str]
+        self, event: StripeEvent, change: Change, products: ProductNames
     ) -> list[Write]:
+        """Products the table does not know yet, from Stripe (their names are copied)."""
         writes = []
+        names = cast("dict[str, str]", products.names)
+        versions = cast("dict[str, int]", products.versions)
         for product_id in change.products:
             if product_id in names:
                 continue
             client = self.stripe_client()
             with stripe_errors("products.retrieve"):
                 product = client.v1.products.retrieve(product_id).to_dict()
-            names[product_id] = product.get("name") or ""
             version = int(product.get("updated") or product.get("created") or 0)
+            names[product_id] = product.get("name") or ""
+            versions[product_id] = version
             fields = product_record(product).stored()
             writes.append(Write(Slot(product_key(product_id), PRODUCT), version, event.id, fields))
         return writes

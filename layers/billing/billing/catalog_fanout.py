@@ -1,0 +1,230 @@
+"""Catalog changes copied into every subscriber's snapshot: a product renamed, a price's
+nickname or lookup key changed.
+
+The snapshot stays one DynamoDB request by holding copies of those fields in each
+subscription item, so a change must reach every snapshot that holds a copy. A product
+can have 100,000 subscribers, far more than one webhook invocation may update before
+Stripe's 20-second answer deadline, so the webhook only announces the change
+(:class:`CatalogChange`, one SQS message) and answers at once; the catalog fan-out
+function walks the product's subscriber index (``SUBSCRIBERS#<product>``) a page at a
+time and updates each snapshot's item with one conditional ``UpdateItem``. When its
+invocation runs short of time it sends the rest as a new message that starts after the
+last subscription done, so no run needs more than one Lambda timeout, and a failed run
+is retried by SQS from where its message starts (then dead-lettered).
+
+Why this is safe to repeat and to race:
+
+- each copy is conditional on the item still billing that product or price, and on
+  the copy being no newer than the change (``name_version``/``price_version``), so a
+  retry rewrites the same values and a late, older change never overwrites a newer one;
+- a subscription written while a rename commits cannot keep the old name: its
+  transaction checks the product's stored version (``ProductCheck``), so it retries
+  with the new name when the rename committed first, and when it committed first
+  itself, the fan-out, which starts after the rename, finds it in the index.
+
+Cost: for N subscribers, N ``UpdateItem`` + ⌊N / 100⌋ + 1 ``Query`` requests, one
+``GetItem`` (the product's stored name) and one SQS message per invocation it takes
+(``make bench`` measures it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, cast
+
+from aws_lambda_powertools import Logger
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from billing.attributes import from_item, to_attribute
+from billing.projection_store import (
+    PRODUCT,
+    SNAPSHOT,
+    ProjectionStore,
+    product_key,
+    slot_attribute,
+    subscriber_sort_key,
+    subscribers_key,
+)
+from billing.records import Kind
+from billing.store import aws_session, user_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+logger = Logger(child=True)
+
+PAGE_SIZE = 100
+# Hand the rest to a new message when less than this is left of the invocation.
+HANDOVER_MARGIN_SECONDS = 30.0
+SQS_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=1, read_timeout=2
+)
+
+
+@dataclass(frozen=True)
+class CatalogChange:
+    """A change of catalog fields that snapshots copy, as of ``version`` (the ``created``
+    time of its event). ``price_id`` None: the product's ``name``; otherwise that price's
+    ``lookup_key`` and ``nickname``. ``after``: resume after this subscription."""
+
+    product_id: str
+    version: int
+    name: str | None = None
+    price_id: str | None = None
+    lookup_key: str | None = None
+    nickname: str | None = None
+    after: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> CatalogChange:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class FanoutReport:
+    updated: int
+    skipped: int  # the subscription no longer bills it, or already holds a newer copy
+    rest: CatalogChange | None  # what is left for the next invocation
+
+
+@dataclass
+class CatalogFanout:
+    """Copies one :class:`CatalogChange` into the snapshots of the product's subscribers."""
+
+    store: ProjectionStore
+    page_size: int = PAGE_SIZE
+
+    def run(self, change: CatalogChange, *, time_left: Callable[[], float]) -> FanoutReport:
+        updated = skipped = 0
+        after = change.after
+        if change.price_id is None:
+            # The product's name as stored now, with its version: of two renames in one
+            # second, whichever message runs last still copies the name that won.
+            stored = self._stored_product(change.product_id)
+            if stored is None:
+                return FanoutReport(0, 0, None)
+            change = replace(change, name=stored[0], version=stored[1])
+        while True:
+            entries, after = self._page(change.product_id, after)
+            for entry in entries:
+                if self._copy(change, entry):
+                    updated += 1
+                else:
+                    skipped += 1
+            if after is None:
+                return FanoutReport(updated, skipped, None)
+            if time_left() < HANDOVER_MARGIN_SECONDS:
+                return FanoutReport(updated, skipped, replace(change, after=after))
+
+    def _stored_product(self, product_id: str) -> tuple[str, int] | None:
+        item = self.store.client.get_item(
+            TableName=self.store.table_name,
+            Key={"pk": {"S": product_key(product_id)}, "sk": {"S": PRODUCT}},
+            ConsistentRead=True,
+        ).get("Item")
+        if not item or "name" not in item:
+            return None
+        return item["name"]["S"], int(item["v"]["N"])
+
+    def _page(self, product_id: str, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        params: dict[str, Any] = {
+            "TableName": self.store.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": subscribers_key(product_id)}},
+            "Limit": self.page_size,
+        }
+        if after is not None:
+            params["ExclusiveStartKey"] = {
+                "pk": {"S": subscribers_key(product_id)},
+                "sk": {"S": subscriber_sort_key(after)},
+            }
+        response = self.store.client.query(**params)
+        entries = [from_item(item) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return entries, last["sk"]["S"].removeprefix("SUBSCRIPTION#") if last else None
+
+    def _copy(self, change: CatalogChange, entry: dict[str, Any]) -> bool:
+        """Update one subscription's copies; False when its condition says it no longer
+        applies (another product or price by now, a newer copy, or the slot is gone)."""
+        subscription_id = str(entry["sk"]).removeprefix("SUBSCRIPTION#")
+        if change.price_id is None:
+            positions = [int(item["position"]) for item in entry["items"]]
+            billed, same = ("product", change.product_id)
+            fields: dict[str, Any] = {"product_name": change.name}
+            version_field = "name_version"
+        else:
+            positions = [
+                int(item["position"]) for item in entry["items"] if item["price"] == change.price_id
+            ]
+            billed, same = ("price", change.price_id)
+            fields = {"lookup_key": change.lookup_key, "nickname": change.nickname}
+            version_field = "price_version"
+        if not positions:
+            return False
+        names = {"#slot": slot_attribute(Kind.SUBSCRIPTION, subscription_id), "#items": "items"}
+        values: dict[str, AttributeValueTypeDef] = {
+            ":billed": {"S": same},
+            ":v": {"N": str(change.version)},
+        }
+        sets, conditions = [], []
+        for position in positions:
+            item = f"#slot.r.#items[{position}]"
+            # Equal versions: the copy is of the same second as the change, so of the
+            # same state or an older one (a subscription event that second carried the
+            # price as it was then): the change wins.
+            conditions.append(
+                f"{item}.{billed} = :billed AND (attribute_not_exists({item}.{version_field})"
+                f" OR {item}.{version_field} <= :v)"
+            )
+            sets.append(f"{item}.{version_field} = :v")
+            for name, value in fields.items():
+                values[f":{name}"] = to_attribute(value)
+                sets.append(f"{item}.{name} = :{name}")
+        try:
+            self.store.client.update_item(
+                TableName=self.store.table_name,
+                Key={"pk": {"S": user_key(str(entry["user_id"]))}, "sk": {"S": SNAPSHOT}},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=" AND ".join(f"({c})" for c in conditions),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
+
+
+class FanoutQueue:
+    """Announces catalog changes to the fan-out function (SQS)."""
+
+    def __init__(self, queue_url: str) -> None:
+        self.queue_url = queue_url
+        self._client: Any = None
+
+    def announce(self, change: CatalogChange) -> None:
+        if self._client is None:
+            self._client = aws_session().create_client("sqs", config=SQS_CLIENT_CONFIG)
+        self._client.send_message(QueueUrl=self.queue_url, MessageBody=change.to_json())
+
+
+def announcer(store: ProjectionStore, queue_url: str | None) -> Callable[[CatalogChange], None]:
+    """How the webhook hands a catalog change on: to the fan-out queue when one is
+    configured (every deployment), otherwise run to the end in the caller (local runs
+    and tests without a queue)."""
+    if queue_url:
+        return cast("Callable[[CatalogChange], None]", FanoutQueue(queue_url).announce)
+    fanout = CatalogFanout(store)
+
+    def inline(change: CatalogChange) -> None:
+        report = fanout.run(change, time_left=lambda: float("inf"))
+        logger.info("Catalog change copied", extra={"updated": report.updated})
+
+    return inline

@@ -1,0 +1,206 @@
+"""A product renamed (or a price's lookup key or nickname changed) in Stripe reaches every
+subscriber's snapshot, which stays one DynamoDB request and no Stripe call.
+
+Stripe is the stand-in over HTTP; DynamoDB and SQS are moto; the fan-out function is fed
+by the same local SQS event source ``make dev`` runs (``sandbox.queues``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+import pytest
+
+from billing.catalog_fanout import HANDOVER_MARGIN_SECONDS, CatalogChange, CatalogFanout
+from billing.projection_store import projection_store_for_table
+from functions.billing.app import lambda_handler as billing_handler
+from functions.catalog_fanout.app import lambda_handler as fanout_handler
+from sandbox.queues import SqsEventSource
+from tests.conftest import TABLE, forget_cached_clients
+from tests.support.aws import dynamodb_calls
+from tests.support.events import http_event
+from tests.support.lambda_context import HttpResult, invoke
+from tests.support.portal import subscribed_user
+from tests.support.stripe_seed import Account
+from tests.support.webhooks import deliver, events_from_changes
+
+
+@pytest.fixture
+def hooks(webhook_deployment: dict[str, Any], account: Account) -> Account:
+    return account
+
+
+@pytest.fixture
+def queue(hooks: Account, monkeypatch: pytest.MonkeyPatch) -> SqsEventSource:
+    """The deployed shape: the webhook announces to SQS, the fan-out function consumes."""
+    url = boto3.client("sqs").create_queue(QueueName="catalog-fanout")["QueueUrl"]
+    monkeypatch.setenv("CATALOG_FANOUT_QUEUE_URL", url)
+    forget_cached_clients()
+    return SqsEventSource(url, fanout_handler, function_name="catalog-fanout", timeout=300)
+
+
+def billing(user: str) -> HttpResult:
+    return invoke(billing_handler, http_event("billing/get_billing", user=user))
+
+
+class Delivered:
+    """Delivers the stand-in's recorded changes that were not delivered yet, in order."""
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self.seen = 0
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The events not taken yet, now taken (not delivered)."""
+        changes = self.account.changes()
+        fresh, self.seen = changes[self.seen :], len(changes)
+        return events_from_changes(fresh)
+
+    def flush(self) -> list[dict[str, Any]]:
+        events = self.pending()
+        for event in events:
+            result = deliver(event)
+            assert result.status == 200, result.raw
+        return events
+
+
+def subscribers(account: Account, delivered: Delivered, count: int) -> list[str]:
+    users = [f"user-{n:03d}" for n in range(count)]
+    for user in users:
+        subscribed_user(account, user)
+    delivered.flush()
+    return users
+
+
+def plan_names(users: list[str]) -> set[str]:
+    return {billing(user).body["plan"]["name"] for user in users}
+
+
+def waiting(queue: SqsEventSource) -> int:
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=queue.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def test_a_rename_reaches_every_subscriber_through_the_fanout_queue(
+    hooks: Account, queue: SqsEventSource
+) -> None:
+    delivered = Delivered(hooks)
+    users = subscribers(hooks, delivered, 12)
+    assert plan_names(users) == {"Pro"}
+
+    hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Pro 2027"})
+    with dynamodb_calls(projection_store_for_table(TABLE).client) as calls:
+        [renamed] = delivered.flush()
+    assert renamed["type"] == "product.updated"
+    # The webhook answered after its one transaction: the fan-out is queued.
+    assert calls == ["TransactWriteItems"]
+    assert waiting(queue) == 1
+    assert plan_names(users) == {"Pro"}
+
+    assert queue.drain() == 1
+    assert plan_names(users) == {"Pro 2027"}
+    with dynamodb_calls(projection_store_for_table(TABLE).client) as reads:
+        body = billing(users[0]).body
+    assert reads == ["Query"], "still one request per snapshot"
+    assert body["subscriptions"][0]["plan"]["name"] == "Pro 2027"
+
+
+def test_without_a_queue_the_change_is_copied_in_the_webhook(hooks: Account) -> None:
+    delivered = Delivered(hooks)
+    users = subscribers(hooks, delivered, 3)
+    hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Pro Max"})
+    delivered.flush()
+    assert plan_names(users) == {"Pro Max"}
+
+
+def test_a_price_nickname_and_lookup_key_change_reach_the_snapshot(
+    hooks: Account, queue: SqsEventSource
+) -> None:
+    delivered = Delivered(hooks)
+    [user] = subscribers(hooks, delivered, 1)
+    price = hooks.prices["pro_monthly"]
+    hooks.client.v1.prices.update(
+        price, params={"nickname": "Pro (monthly)", "lookup_key": "pro_monthly_2027"}
+    )
+    delivered.flush()
+    queue.drain()
+    plan = billing(user).body["plan"]
+    assert plan["lookup_key"] == "pro_monthly_2027"
+    assert plan["name"] == "Pro"  # the product's name still comes first
+
+
+def test_a_long_fanout_hands_over_and_resumes_where_it_stopped(
+    hooks: Account, queue: SqsEventSource
+) -> None:
+    delivered = Delivered(hooks)
+    users = subscribers(hooks, delivered, 7)
+    hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Pro XL"})
+    [renamed] = delivered.flush()
+    change = CatalogChange(hooks.products["Pro"], version=renamed["created"])
+    fanout = CatalogFanout(projection_store_for_table(TABLE), page_size=3)
+
+    first = fanout.run(change, time_left=lambda: HANDOVER_MARGIN_SECONDS - 1)
+    assert (first.updated, first.skipped) == (3, 0)
+    assert first.rest is not None
+    assert first.rest.after is not None
+    assert sorted(plan_names(users)) == ["Pro", "Pro XL"]
+
+    # A run that failed after this point is retried from the same message: harmless.
+    again = fanout.run(first.rest, time_left=lambda: 1000.0)
+    assert (again.updated, again.rest) == (4, None)
+    assert plan_names(users) == {"Pro XL"}
+    fanout.run(first.rest, time_left=lambda: 1000.0)
+    assert plan_names(users) == {"Pro XL"}
+
+
+def test_an_older_price_change_never_overwrites_a_newer_copy(hooks: Account) -> None:
+    delivered = Delivered(hooks)
+    [user] = subscribers(hooks, delivered, 1)
+    fanout = CatalogFanout(projection_store_for_table(TABLE))
+    product, price = hooks.products["Pro"], hooks.prices["pro_monthly"]
+    now = int(time.time())
+
+    def change(version: int, lookup_key: str) -> CatalogChange:
+        return CatalogChange(product, version, price_id=price, lookup_key=lookup_key)
+
+    newer = fanout.run(change(now + 20, "pro_newer"), time_left=lambda: 1e9)
+    late = fanout.run(change(now + 10, "pro_older"), time_left=lambda: 1e9)
+    assert (newer.updated, late.updated, late.skipped) == (1, 0, 1)
+    assert billing(user).body["plan"]["lookup_key"] == "pro_newer"
+
+
+def test_a_subscription_written_while_its_product_is_renamed_keeps_the_new_name(
+    hooks: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The subscription's transaction checks the product version it copied the name from:
+    a rename that commits between its read and its write makes it read again."""
+    delivered = Delivered(hooks)
+    subscription = subscribed_user(hooks, "user-race")
+    delivered.flush()
+    hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Renamed meanwhile"})
+    [rename] = delivered.pending()
+    hooks.client.v1.subscriptions.update(subscription.id, params={"metadata": {"seat": "1"}})
+    [update] = delivered.pending()
+    assert (rename["type"], update["type"]) == ("product.updated", "customer.subscription.updated")
+    update["created"] += 5  # clearly newer than the stored subscription: no same-second retry
+
+    store_type = type(projection_store_for_table(TABLE))
+    original = store_type.context
+    reads = 0
+
+    def rename_after_the_first_read(self: Any, customer: Any, products: Any) -> Any:
+        nonlocal reads
+        read = original(self, customer, products)
+        reads += 1
+        if reads == 1:
+            assert deliver(rename).body["outcome"] == "applied"
+        return read
+
+    monkeypatch.setattr(store_type, "context", rename_after_the_first_read)
+    assert deliver(update).body["outcome"] == "applied"
+    assert reads >= 3, "the subscription's write was retried after the rename"
+    assert billing("user-race").body["plan"]["name"] == "Renamed meanwhile"
