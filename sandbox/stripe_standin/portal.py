@@ -170,6 +170,13 @@ class PortalSimulator:
         try:
             session, completed = self.state.open_portal_session(token)
         except PortalSessionUnavailable as gone:
+            if gone.recoverable:
+                return self._page(
+                    "Sign in to your billing portal",
+                    '<h1 data-testid="session-recovery">Your session has expired</h1>'
+                    "<p>Sign in again with the email address of your account: we send you "
+                    "a link that opens your billing portal.</p>",
+                )
             return self._page(
                 str(gone),
                 f'<h1 data-testid="session-unavailable">{_e(gone)}</h1>'

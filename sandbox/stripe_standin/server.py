@@ -114,6 +114,8 @@ _API = Map(
         Rule("/v1/subscriptions/<id>", methods=["POST"], endpoint="update_subscription"),
         Rule("/v1/subscriptions/<id>", methods=["DELETE"], endpoint="cancel_subscription"),
         Rule("/v1/invoices", methods=["GET"], endpoint="list_invoices"),
+        Rule("/v1/coupons", methods=["POST"], endpoint="create_coupon"),
+        Rule("/v1/coupons/<id>", methods=["GET"], endpoint="retrieve:coupon"),
         Rule("/v1/invoices/<id>", methods=["GET"], endpoint="retrieve:invoice"),
         Rule(
             "/v1/billing_portal/configurations", methods=["POST"], endpoint="create_configuration"

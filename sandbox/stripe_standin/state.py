@@ -55,6 +55,20 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from stripe.params import billing_portal as portal_params
+
+from sandbox.stripe_standin.enums import (
+    AFTER_COMPLETION_TYPES,
+    AFTER_EXPIRATION_TYPES,
+    CANCELLATION_REASONS,
+    CUSTOMER_UPDATE_FIELDS,
+    FLOW_TYPES,
+    LOCALES,
+    PAUSE_DURATION_TYPES,
+    PAUSE_INTERVALS,
+    RETENTION_TYPES,
+    stripe_values,
+)
 from sandbox.stripe_standin.shapes import example, shaped
 
 Obj = dict[str, Any]
@@ -69,18 +83,9 @@ TEST_CARDS: dict[str, tuple[str, str, bool, bool]] = {
     "pm_card_chargeCustomerFail": ("visa", "0341", True, False),
     "pm_card_visa_chargeDeclined": ("visa", "0002", False, False),
 }
-CANCELLATION_REASONS = {
-    "customer_service",
-    "low_quality",
-    "missing_features",
-    "other",
-    "switched_service",
-    "too_complex",
-    "too_expensive",
-    "unused",
-}
-CUSTOMER_UPDATE_FIELDS = {"address", "email", "name", "phone", "shipping", "tax_id"}
-SUBSCRIPTION_UPDATE_FIELDS = {"price", "promotion_code", "quantity"}
+SUBSCRIPTION_UPDATE_FIELDS = stripe_values(
+    portal_params.ConfigurationCreateParamsFeaturesSubscriptionUpdate, "default_allowed_updates"
+)
 MANAGEABLE_STATUSES = {"active", "trialing", "past_due", "unpaid", "paused"}
 # Statuses whose periods end (renew or cancel) when a customer's clock moves.
 BILLED_STATUSES = {"active", "trialing", "past_due", "unpaid"}
@@ -127,11 +132,14 @@ class WebhookDelivery:
 
 
 class PortalSessionUnavailable(Exception):
-    """A portal URL that cannot be used: ``status`` 404 (unknown) or 410 (expired)."""
+    """A portal URL that cannot be used: ``status`` 404 (unknown) or 410 (expired).
+    ``recoverable``: created with ``after_expiration[type]=customer_login``, so the
+    customer may sign in again instead."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, recoverable: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.recoverable = recoverable
 
 
 class StripeApiError(Exception):
@@ -900,6 +908,9 @@ class StripeState:
             pm_id = params.get("default_payment_method") or None
             if pm_id:
                 self.get(pm_id, "payment_method", param="default_payment_method")
+            mode = (params.get("billing_mode") or {}).get("type", "classic")
+            if mode not in ("classic", "flexible"):
+                raise StripeApiError("Invalid billing_mode[type].", param="billing_mode[type]")
             subscription = shaped(
                 "subscription",
                 id=sub_id,
@@ -907,6 +918,7 @@ class StripeState:
                 start_date=now,
                 billing_cycle_anchor=trial_end or now,
                 billing_cycle_anchor_config=None,
+                billing_mode={"type": mode, "flexible": {} if mode == "flexible" else None},
                 customer=customer_id,
                 currency=items[0]["price"]["currency"],
                 items={
@@ -1289,6 +1301,14 @@ class StripeState:
                     "trial_update_behavior": "end_trial",
                     "billing_cycle_anchor": None,
                 },
+                # Stripe's default: one preset duration of one month.
+                "subscription_pause": {
+                    "enabled": False,
+                    "duration": {
+                        "type": "interval_options",
+                        "interval_options": [{"interval": "month", "interval_count": 1}],
+                    },
+                },
             },
         )
         config = copy.deepcopy(base)
@@ -1338,6 +1358,8 @@ class StripeState:
                 current[name]["enabled"] = as_bool(section["enabled"], f"features[{name}][enabled]")
         if (section := requested.get("subscription_cancel")) is not None:
             self._apply_subscription_cancel(current["subscription_cancel"], section)
+        if (section := requested.get("subscription_pause")) is not None:
+            self._apply_subscription_pause(current["subscription_pause"], section)
         if (section := requested.get("subscription_update")) is not None:
             self._apply_subscription_update(current["subscription_update"], section)
             if "products" in section:
@@ -1368,6 +1390,32 @@ class StripeState:
                     "Invalid allowed_updates.", param="features[customer_update][allowed_updates]"
                 )
             current["allowed_updates"] = list(allowed)
+
+    @staticmethod
+    def _apply_subscription_pause(pause: Obj, section: Params) -> None:
+        prefix = "features[subscription_pause]"
+        if "enabled" in section:
+            pause["enabled"] = as_bool(section["enabled"], f"{prefix}[enabled]")
+        if (duration := section.get("duration")) is not None:
+            kind = duration.get("type")
+            if kind not in PAUSE_DURATION_TYPES:
+                raise StripeApiError("Invalid duration type.", param=f"{prefix}[duration][type]")
+            options = []
+            if kind == "interval_options":
+                given = duration.get("interval_options") or []
+                if not given:
+                    raise missing_param(f"{prefix}[duration][interval_options]")
+                for n, option in enumerate(given):
+                    where = f"{prefix}[duration][interval_options][{n}]"
+                    if option.get("interval") not in PAUSE_INTERVALS:
+                        raise StripeApiError("Invalid interval.", param=f"{where}[interval]")
+                    count = as_int(option.get("interval_count", 1), f"{where}[interval_count]")
+                    if count < 1:
+                        raise StripeApiError(
+                            "interval_count must be at least 1.", param=f"{where}[interval_count]"
+                        )
+                    options.append({"interval": option["interval"], "interval_count": count})
+            pause["duration"] = {"type": kind, "interval_options": options}
 
     @staticmethod
     def _apply_subscription_cancel(cancel: Obj, section: Params) -> None:
@@ -1495,6 +1543,14 @@ class StripeState:
             if not config["active"]:
                 raise StripeApiError("The configuration is not active.", param="configuration")
             return_url = params.get("return_url") or config["default_return_url"]
+            locale = params.get("locale")
+            if locale is not None and locale not in LOCALES:
+                raise StripeApiError(f"Invalid locale: {locale}", param="locale")
+            expiration = params.get("after_expiration")
+            if expiration is not None and expiration.get("type") not in AFTER_EXPIRATION_TYPES:
+                raise StripeApiError(
+                    "Invalid after_expiration[type].", param="after_expiration[type]"
+                )
             flow = self._session_flow(params.get("flow_data"), customer_id, config)
             now = self.now()
             token = f"test_{random_id('', 40)}"
@@ -1518,6 +1574,7 @@ class StripeState:
                 "issued_at": int(self.clock()),  # the account clock: see the docstring
                 "opened_at": None,
                 "completed": False,
+                "recoverable": expiration is not None,
             }
             self._record("billing_portal.session.created", session)
             return session
@@ -1551,9 +1608,13 @@ class StripeState:
                     param="flow_data[type]",
                 )
 
+        if kind not in FLOW_TYPES:
+            raise StripeApiError(f"Invalid flow_data[type]: {kind}", param="flow_data[type]")
         match kind:
             case "payment_method_update":
                 require("payment_method_update")
+            case "customer_update":
+                require("customer_update")
             case "subscription_cancel":
                 require("subscription_cancel")
                 sub = subscription_of("subscription_cancel")
@@ -1562,7 +1623,12 @@ class StripeState:
                         "The subscription is already set to be canceled.",
                         param="flow_data[subscription_cancel][subscription]",
                     )
-                flow["subscription_cancel"] = {"retention": None, "subscription": sub["id"]}
+                retention = self._retention(flow_data["subscription_cancel"].get("retention"))
+                flow["subscription_cancel"] = {"retention": retention, "subscription": sub["id"]}
+            case "subscription_pause":
+                require("subscription_pause")
+                sub = self._pausable(subscription_of("subscription_pause"))
+                flow["subscription_pause"] = {"subscription": sub["id"]}
             case "subscription_update":
                 require("subscription_update")
                 sub = subscription_of("subscription_update")
@@ -1581,6 +1647,67 @@ class StripeState:
                 raise StripeApiError(f"Invalid flow_data[type]: {kind}", param="flow_data[type]")
         flow["after_completion"] = self._after_completion(flow_data.get("after_completion"))
         return flow
+
+    @staticmethod
+    def _pausable(sub: Obj) -> Obj:
+        param = "flow_data[subscription_pause][subscription]"
+        if (sub.get("billing_mode") or {}).get("type") != "flexible":
+            raise StripeApiError(
+                "Only subscriptions with billing_mode flexible can be paused.", param=param
+            )
+        if sub["status"] == "paused" or sub["pause_collection"]:
+            raise StripeApiError("The subscription is already paused.", param=param)
+        return sub
+
+    def _retention(self, spec: Params | None) -> Obj | None:
+        if spec is None:
+            return None
+        param = "flow_data[subscription_cancel][retention]"
+        if spec.get("type") not in RETENTION_TYPES:
+            raise StripeApiError("Invalid retention type.", param=f"{param}[type]")
+        coupon_id = (spec.get("coupon_offer") or {}).get("coupon")
+        if not coupon_id:
+            raise missing_param(f"{param}[coupon_offer][coupon]")
+        self.get(coupon_id, "coupon", param=f"{param}[coupon_offer][coupon]")
+        return {"type": spec["type"], "coupon_offer": {"coupon": coupon_id}}
+
+    # --- coupons ------------------------------------------------------------------------------
+
+    def create_coupon(self, params: Params) -> Obj:
+        with self.lock:
+            percent = params.get("percent_off")
+            amount = params.get("amount_off")
+            if (percent is None) == (amount is None):
+                raise StripeApiError("Give exactly one of percent_off and amount_off.")
+            duration = params.get("duration", "once")
+            if duration not in ("forever", "once", "repeating"):
+                raise StripeApiError("Invalid duration.", param="duration")
+            coupon_id = params.get("id") or random_id("", 8)
+            if coupon_id in self.objects:
+                raise StripeApiError("Coupon already exists.", param="id")
+            coupon = shaped(
+                "coupon",
+                id=coupon_id,
+                created=self.now(),
+                livemode=False,
+                name=params.get("name"),
+                percent_off=float(percent) if percent is not None else None,
+                amount_off=as_int(amount, "amount_off") if amount is not None else None,
+                currency=params.get("currency") if amount is not None else None,
+                duration=duration,
+                duration_in_months=(
+                    as_int(params["duration_in_months"], "duration_in_months")
+                    if duration == "repeating"
+                    else None
+                ),
+                max_redemptions=None,
+                metadata=merge_metadata({}, params.get("metadata")),
+                redeem_by=None,
+                times_redeemed=0,
+                valid=True,
+            )
+            self._store(coupon)
+            return coupon
 
     def _confirm_items(self, section: Params, sub: Obj, config: Obj) -> list[Obj]:
         param = "flow_data[subscription_update_confirm][items]"
@@ -1620,7 +1747,7 @@ class StripeState:
         elif kind == "hosted_confirmation":
             message = (spec.get("hosted_confirmation") or {}).get("custom_message")
             after["hosted_confirmation"] = {"custom_message": message}
-        elif kind != "portal_homepage":
+        elif kind not in AFTER_COMPLETION_TYPES:
             raise StripeApiError(
                 f"Invalid flow_data[after_completion][type]: {kind}",
                 param="flow_data[after_completion][type]",
@@ -1639,12 +1766,15 @@ class StripeState:
             if entry is None:
                 raise PortalSessionUnavailable(404, "This portal session does not exist.")
             now = int(self.clock())
+            expired = PortalSessionUnavailable(
+                410, "This session has expired.", recoverable=entry["recoverable"]
+            )
             if entry["opened_at"] is None:
                 if now > entry["issued_at"] + self.session_open_seconds:
-                    raise PortalSessionUnavailable(410, "This session has expired.")
+                    raise expired
                 entry["opened_at"] = now
             elif now > entry["opened_at"] + self.session_use_seconds:
-                raise PortalSessionUnavailable(410, "This session has expired.")
+                raise expired
             return copy.deepcopy(self.objects[entry["session"]]), bool(entry["completed"])
 
     def complete_portal_flow(self, token: str) -> bool:

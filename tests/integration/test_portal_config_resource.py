@@ -73,7 +73,7 @@ def test_create_states_the_whole_configuration_with_prices_resolved_by_lookup_ke
     assert configuration_id.startswith("bpc_")
     assert answer["Data"] == {
         "ConfigurationId": configuration_id,
-        "Flows": "payment_method_update,subscription_cancel,subscription_update",
+        "Flows": "customer_update,payment_method_update,subscription_cancel,subscription_update",
         "LoginPageUrl": "",
     }
     assert answer["StackId"].startswith("arn:aws:cloudformation:")
@@ -366,10 +366,15 @@ def test_the_template_configuration_is_valid_and_names_the_flows_the_snapshot_of
     props["Metadata"] = {"managed_by": "billing-portal", "stack": "billing-portal-dev"}
     props["Features"]["SubscriptionUpdate"]["Enabled"] = "false"  # PlanLookupKeys empty
     props["Features"]["SubscriptionUpdate"]["Products"] = [{"Prices": [""]}]
+    props["Features"]["SubscriptionPause"] = {"Enabled": "false", "Durations": [""]}
 
     spec = parse_portal_configuration(props)
 
-    assert spec.offered_flows() == ("payment_method_update", "subscription_cancel")
+    assert spec.offered_flows() == (
+        "customer_update",
+        "payment_method_update",
+        "subscription_cancel",
+    )
 
 
 def test_an_enabled_login_page_hands_out_its_url(

@@ -7,6 +7,7 @@ import json
 import stripe
 
 from billing.stripe_client import STRIPE_API_VERSION
+from billing.stripe_enums import FLOW_TYPES, PORTAL_LOCALES
 from tests.support.aws import template
 from tools.openapi import OPENAPI_FILE, openapi_document
 
@@ -40,12 +41,12 @@ def test_openapi_describes_the_flows_and_the_error_body() -> None:
     request = schema["components"]["schemas"]["PortalSessionRequest"]["properties"]
     assert set(request) == {"flow", "plan", "quantity", "return_url", "locale", "after_completion"}
     flows = schema["components"]["schemas"]["FlowKind"]["enum"]
-    assert flows == [
-        "payment_method_update",
-        "subscription_cancel",
-        "subscription_update",
-        "subscription_update_confirm",
-    ]
+    # Every flow type stripe-python 16 knows, and nothing it does not.
+    assert sorted(flows) == sorted(FLOW_TYPES)
+    assert len(flows) == 6
+    locales = request["locale"]["anyOf"][0]["enum"]
+    assert sorted(locales) == sorted(PORTAL_LOCALES)
+    assert "pt-BR" in locales
     responses = schema["paths"]["/portal-sessions"]["post"]["responses"]
     assert set(responses) == {"200", "400", "401", "409", "422", "502", "503"}
 

@@ -13,16 +13,19 @@ from enum import StrEnum
 
 
 class FlowKind(StrEnum):
-    """Portal deep links this API offers (Stripe's ``flow_data.type``)."""
+    """Portal deep links this API offers: Stripe's ``flow_data.type`` values (a unit test
+    holds them to stripe-python's types; the read path cannot import stripe)."""
 
+    CUSTOMER_UPDATE = "customer_update"
     PAYMENT_METHOD_UPDATE = "payment_method_update"
     SUBSCRIPTION_CANCEL = "subscription_cancel"
+    SUBSCRIPTION_PAUSE = "subscription_pause"
     SUBSCRIPTION_UPDATE = "subscription_update"
     SUBSCRIPTION_UPDATE_CONFIRM = "subscription_update_confirm"
 
     @property
     def needs_subscription(self) -> bool:
-        return self is not FlowKind.PAYMENT_METHOD_UPDATE
+        return self not in (FlowKind.PAYMENT_METHOD_UPDATE, FlowKind.CUSTOMER_UPDATE)
 
 
 class AfterCompletion(StrEnum):
@@ -57,6 +60,8 @@ class CurrentSubscription:
     items: tuple[SubscriptionItem, ...]
     cancel_at_period_end: bool = False
     cancel_at: int | None = None
+    paused: bool = False
+    flexible_billing: bool = False  # Stripe pauses only subscriptions in flexible mode
 
     @property
     def is_cancelling(self) -> bool:

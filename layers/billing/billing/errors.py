@@ -65,6 +65,10 @@ class AlreadyCancelling(Conflict):
     code = "already_cancelling"
 
 
+class AlreadyPaused(Conflict):
+    code = "already_paused"
+
+
 class UnsupportedSubscription(Conflict):
     code = "unsupported_subscription"
 

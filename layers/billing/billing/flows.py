@@ -14,6 +14,7 @@ from billing.domain import AfterCompletion, CurrentSubscription, FlowKind, PlanC
 from billing.errors import (
     AlreadyCancelling,
     AlreadyOnPlan,
+    AlreadyPaused,
     InvalidRequest,
     NoSubscription,
     UnsupportedSubscription,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # typing only: keeps this module importable without stripe
     from stripe.params.billing_portal import (
         SessionCreateParamsFlowData,
         SessionCreateParamsFlowDataAfterCompletion,
+        SessionCreateParamsFlowDataSubscriptionCancel,
         SessionCreateParamsFlowDataSubscriptionUpdateConfirmItem,
     )
 
@@ -53,17 +55,22 @@ def build_flow_data(
     return_url: str,
     change: PlanChange | None = None,
     after_completion: AfterCompletion = AfterCompletion.REDIRECT,
+    retention_coupon: str | None = None,
 ) -> SessionCreateParamsFlowData:
     """The ``flow_data`` that opens the portal on ``kind`` for this subscription.
 
+    ``retention_coupon``: offered in the cancel flow before the customer confirms.
     Raises ``NoSubscription`` when the flow needs one and there is none,
-    ``AlreadyCancelling`` for a cancel of a subscription already set to end,
-    ``AlreadyOnPlan`` for a confirm that would change nothing, and
-    ``UnsupportedSubscription`` for a confirm on a multi-item subscription.
+    ``AlreadyCancelling`` for a cancel or pause of a subscription already set to end,
+    ``AlreadyPaused`` for a pause of a paused one, ``AlreadyOnPlan`` for a confirm that
+    would change nothing, and ``UnsupportedSubscription`` for a confirm on a multi-item
+    subscription or a pause outside flexible billing mode.
     """
     after = build_after_completion(after_completion, return_url=return_url)
     if kind is FlowKind.PAYMENT_METHOD_UPDATE:
         return {"type": "payment_method_update", "after_completion": after}
+    if kind is FlowKind.CUSTOMER_UPDATE:
+        return {"type": "customer_update", "after_completion": after}
     if subscription is None:
         raise NoSubscription(
             f"The {kind.value} flow needs an active subscription, and there is none."
@@ -72,9 +79,31 @@ def build_flow_data(
         case FlowKind.SUBSCRIPTION_CANCEL:
             if subscription.is_cancelling:
                 raise AlreadyCancelling("The subscription is already set to be canceled.")
+            cancel: SessionCreateParamsFlowDataSubscriptionCancel = {
+                "subscription": subscription.id
+            }
+            if retention_coupon:
+                cancel["retention"] = {
+                    "type": "coupon_offer",
+                    "coupon_offer": {"coupon": retention_coupon},
+                }
             return {
                 "type": "subscription_cancel",
-                "subscription_cancel": {"subscription": subscription.id},
+                "subscription_cancel": cancel,
+                "after_completion": after,
+            }
+        case FlowKind.SUBSCRIPTION_PAUSE:
+            if subscription.paused:
+                raise AlreadyPaused("The subscription is already paused.")
+            if subscription.is_cancelling:
+                raise AlreadyCancelling("The subscription is set to be canceled.")
+            if not subscription.flexible_billing:
+                raise UnsupportedSubscription(
+                    "Only subscriptions in flexible billing mode can be paused."
+                )
+            return {
+                "type": "subscription_pause",
+                "subscription_pause": {"subscription": subscription.id},
                 "after_completion": after,
             }
         case FlowKind.SUBSCRIPTION_UPDATE:

@@ -6,19 +6,18 @@ are in ``billing.domain``; error bodies in ``billing.http``.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from billing.domain import AfterCompletion, FlowKind
+from billing.stripe_enums import PORTAL_LOCALES
 
-# Locales Stripe's billing portal accepts (stripe-python 16's SessionCreateParams).
-PortalLocale = Literal[
-    "auto", "bg", "cs", "da", "de", "el", "en", "en-AU", "en-CA", "en-GB", "en-IE", "en-IN",
-    "en-NZ", "en-SG", "es", "es-419", "et", "fi", "fil", "fr", "fr-CA", "hr", "hu", "id", "it",
-    "ja", "ko", "lt", "lv", "ms", "mt", "nb", "nl", "pl", "pt", "pt-BR", "ro", "ru", "sk", "sl",
-    "sv", "th", "tr", "vi", "zh", "zh-HK", "zh-TW",
-]  # fmt: skip
+# The locales Stripe's billing portal accepts, from stripe-python's own types.
+if TYPE_CHECKING:
+    PortalLocale = str
+else:
+    PortalLocale = Literal[PORTAL_LOCALES]
 
 
 LOOKUP_KEY_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"

@@ -83,7 +83,10 @@ class PortalService:
                     return_url=return_url,
                     change=change,
                     after_completion=request.after_completion or AfterCompletion.REDIRECT,
+                    retention_coupon=self.settings.cancel_retention_coupon,
                 )
+            if self.settings.portal_session_recovery:
+                params["after_expiration"] = {"type": "customer_login"}
             if self.settings.portal_configuration_id:
                 params["configuration"] = self.settings.portal_configuration_id
             if request.locale is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -29,6 +29,13 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_pascal
+
+from billing.stripe_enums import (
+    CANCELLATION_REASONS,
+    CUSTOMER_UPDATE_FIELDS,
+    PAUSE_INTERVALS,
+    SUBSCRIPTION_UPDATE_FIELDS,
+)
 
 # Keys in the properties that are not part of the configuration: CloudFormation's
 # own, and the Stripe account and mode, there so that changing them re-runs the
@@ -79,18 +86,18 @@ OptionalUrl = Annotated[str | None, BeforeValidator(_blank_is_none), AfterValida
 LookupKey = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-CustomerField = Literal["address", "email", "name", "phone", "shipping", "tax_id"]
-CancellationReasonOption = Literal[
-    "customer_service",
-    "low_quality",
-    "missing_features",
-    "other",
-    "switched_service",
-    "too_complex",
-    "too_expensive",
-    "unused",
-]
-SubscriptionUpdateField = Literal["price", "promotion_code", "quantity"]
+# Stripe's own values, from stripe-python's types (billing.stripe_enums): a pin that
+# moves stripe-python moves them. Type checkers see plain strings.
+if TYPE_CHECKING:
+    CustomerField = str
+    CancellationReasonOption = str
+    SubscriptionUpdateField = str
+    PauseInterval = str
+else:
+    CustomerField = Literal[CUSTOMER_UPDATE_FIELDS]
+    CancellationReasonOption = Literal[CANCELLATION_REASONS]
+    SubscriptionUpdateField = Literal[SUBSCRIPTION_UPDATE_FIELDS]
+    PauseInterval = Literal[PAUSE_INTERVALS]
 ScheduleCondition = Literal["decreasing_item_amount", "shortening_interval"]
 
 _ListInput = BeforeValidator(_as_list)
@@ -194,9 +201,62 @@ class SubscriptionUpdate(_Spec):
         return _unique([key for offer in self.products for key in offer.prices])
 
 
+class PauseOption(_Spec):
+    interval: PauseInterval
+    interval_count: int = Field(default=1, ge=1, le=36)
+
+
+def _pause_durations(value: object) -> object:
+    """``"1 month,3 month"`` (a template parameter) as options; ``"indefinite"`` as
+    ``Indefinite``: ``{"Interval": ..., "IntervalCount": ...}`` entries pass through."""
+    listed = _as_list(value)
+    if not isinstance(listed, list):
+        return listed
+    options: list[object] = []
+    for entry in listed:
+        if isinstance(entry, str):
+            count, _, interval = entry.strip().partition(" ")
+            if entry.strip() == "indefinite":
+                options.append(INDEFINITE)
+                continue
+            if not interval:
+                count, interval = "1", count
+            options.append({"Interval": interval.strip().removesuffix("s"), "IntervalCount": count})
+        else:
+            options.append(entry)
+    return options
+
+
+INDEFINITE = "indefinite"
+
+
 class SubscriptionPause(_Spec):
-    # Pausing exists only in Stripe's redesigned portal; stripe-python 16 has the field.
+    """Customers pause their subscription from the portal (Stripe's redesigned portal).
+
+    Stripe pauses only subscriptions in flexible billing mode (``billing_mode: flexible``,
+    API 2026-09-30.endive and later); the portal offers the flow to no other. Durations:
+    preset options (``"1 month"``, ``"3 month"``, ...), or ``"indefinite"``.
+    """
+
     enabled: bool = False
+    durations: Annotated[
+        list[PauseOption | Literal["indefinite"]], BeforeValidator(_pause_durations)
+    ] = Field(default=[], max_length=10)
+
+    @model_validator(mode="after")
+    def _one_kind_of_duration(self) -> SubscriptionPause:
+        if INDEFINITE in self.durations and len(self.durations) > 1:
+            raise ValueError("Durations: indefinite excludes preset durations")
+        if self.enabled and not self.durations:
+            raise ValueError("Durations must name at least one duration when Enabled is true")
+        return self
+
+    @property
+    def indefinite(self) -> bool:
+        return INDEFINITE in self.durations
+
+    def options(self) -> list[PauseOption]:
+        return [option for option in self.durations if isinstance(option, PauseOption)]
 
 
 class Features(_Spec):
@@ -233,8 +293,10 @@ class PortalConfigurationSpec(_Spec):
         """The ``POST /portal-sessions`` flows this configuration lets customers finish."""
         features = self.features
         offered = {
+            "customer_update": features.customer_update.enabled,
             "payment_method_update": features.payment_method_update.enabled,
             "subscription_cancel": features.subscription_cancel.enabled,
+            "subscription_pause": features.subscription_pause.enabled,
             "subscription_update": features.subscription_update.enabled,
         }
         return tuple(flow for flow, enabled in offered.items() if enabled)
@@ -330,11 +392,26 @@ def stripe_params(
             "payment_method_update": {"enabled": features.payment_method_update.enabled},
             "subscription_cancel": _cancel_params(features.subscription_cancel),
             "subscription_update": _update_params(features.subscription_update, prices),
-            "subscription_pause": {"enabled": features.subscription_pause.enabled},
+            "subscription_pause": _pause_params(features.subscription_pause),
         },
     }
     if metadata:
         params["metadata"] = metadata
+    return params
+
+
+def _pause_params(pause: SubscriptionPause) -> dict[str, Any]:
+    params: dict[str, Any] = {"enabled": pause.enabled}
+    if pause.indefinite:
+        params["duration"] = {"type": "indefinite"}
+    elif options := pause.options():
+        params["duration"] = {
+            "type": "interval_options",
+            "interval_options": [
+                {"interval": option.interval, "interval_count": option.interval_count}
+                for option in options
+            ],
+        }
     return params
 
 

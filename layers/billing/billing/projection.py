@@ -210,6 +210,7 @@ def subscription_record(
         cancellation_reason=_str(details.get("reason")),
         cancellation_feedback=_str(details.get("feedback")),
         default_payment_method=_id(obj.get("default_payment_method")),
+        billing_mode=_str(_map(obj.get("billing_mode")).get("type")),
     )
 
 

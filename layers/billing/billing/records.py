@@ -94,6 +94,7 @@ class SubscriptionRecord(Record):
     cancellation_reason: str | None = None
     cancellation_feedback: str | None = None
     default_payment_method: str | None = None
+    billing_mode: str | None = None  # "classic" or "flexible" (only flexible can pause)
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> Self:

@@ -73,6 +73,12 @@ class Settings(StripeSettings):
         validation_alias=AliasChoices("ALLOWED_RETURN_URLS", "ALLOWED_ORIGINS"), min_length=1
     )
     default_return_url: str = Field(validation_alias="DEFAULT_RETURN_URL")
+    # A coupon offered in the cancel flow before the customer confirms (none when empty).
+    cancel_retention_coupon: str | None = Field(
+        default=None, validation_alias="CANCEL_RETENTION_COUPON"
+    )
+    # An expired portal link lets the customer sign in again instead of failing.
+    portal_session_recovery: bool = Field(default=False, validation_alias="PORTAL_SESSION_RECOVERY")
 
     @field_validator("allowed_return_urls", mode="before")
     @classmethod
@@ -81,7 +87,7 @@ class Settings(StripeSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("portal_configuration_id", mode="before")
+    @field_validator("portal_configuration_id", "cancel_retention_coupon", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -23,7 +23,8 @@ Rules (also in the README):
   left out; a page of ``INVOICE_PAGE_SIZE`` and an opaque ``next_cursor``.
 - **actions**: the portal flows that can be opened now (each key is the
   ``flow`` value of ``POST /portal-sessions``; ``portal`` is the home page).
-  A paused subscription can be cancelled but changes plan only once it resumes.
+  A paused subscription can be cancelled but changes plan only once it resumes;
+  ``subscription_pause`` needs flexible billing mode (Stripe pauses no other).
 - ``as_of``: the ``created`` time of the newest event reflected.
 """
 
@@ -122,6 +123,8 @@ class Actions:
     subscription_cancel: bool
     subscription_update: bool
     subscription_update_confirm: bool
+    customer_update: bool
+    subscription_pause: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -235,6 +238,8 @@ def current_subscription(subscription_id: str, record: SubscriptionRecord) -> Cu
         ),
         cancel_at_period_end=record.cancel_at_period_end,
         cancel_at=record.cancel_at,
+        paused=record.paused,
+        flexible_billing=record.billing_mode == "flexible",
     )
 
 
@@ -270,7 +275,7 @@ def compose(
         resumes_at=primary_view.resumes_at if primary_view else None,
         payment_method=_payment_method(state, primary, expiry_warning_days, now),
         invoices=invoices,
-        actions=_actions(current, state.subscriptions, portal_flows),
+        actions=actions_for(current, portal_flows),
         subscriptions=[
             _subscription_view(s, primary=sid == primary_id)
             for sid, s in sorted(
@@ -405,22 +410,28 @@ def _expires_within(method: PaymentMethodRecord, days: int, now: float) -> bool:
     return end.timestamp() < now + days * 86400
 
 
-def _actions(
-    current: CurrentSubscription | None,
-    subscriptions: Mapping[str, SubscriptionRecord],
-    portal_flows: Iterable[str],
-) -> Actions:
+def actions_for(current: CurrentSubscription | None, portal_flows: Iterable[str]) -> Actions:
+    """The ``POST /portal-sessions`` flows that apply to ``current`` under the offered ones."""
     offered = set(portal_flows)
     cancellable = current is not None and not current.is_cancelling
     single_item = current is not None and len(current.items) == 1
-    paused = current is not None and subscriptions[current.id].paused
+    paused = current is not None and current.paused
     change = single_item and not paused and FlowKind.SUBSCRIPTION_UPDATE in offered
+    pausable = (
+        cancellable
+        and not paused
+        and current is not None
+        and current.flexible_billing
+        and FlowKind.SUBSCRIPTION_PAUSE in offered
+    )
     return Actions(
         portal=True,
         payment_method_update=FlowKind.PAYMENT_METHOD_UPDATE in offered,
         subscription_cancel=cancellable and FlowKind.SUBSCRIPTION_CANCEL in offered,
         subscription_update=change,
         subscription_update_confirm=change,
+        customer_update=FlowKind.CUSTOMER_UPDATE in offered,
+        subscription_pause=pausable,
     )
 
 

@@ -43,4 +43,6 @@ def subscription_from_stripe(subscription: Mapping[str, Any]) -> CurrentSubscrip
         items=items,
         cancel_at_period_end=bool(subscription.get("cancel_at_period_end")),
         cancel_at=subscription.get("cancel_at"),
+        paused=subscription["status"] == "paused" or bool(subscription.get("pause_collection")),
+        flexible_billing=(subscription.get("billing_mode") or {}).get("type") == "flexible",
     )
