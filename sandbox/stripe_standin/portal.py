@@ -120,10 +120,34 @@ _PAGES = Map(
             methods=["POST"],
             endpoint="apply_update",
         ),
+        Rule("/p/session/<token>/subscriptions/<sub_id>/pause", methods=["GET"], endpoint="pause"),
+        Rule(
+            "/p/session/<token>/subscriptions/<sub_id>/pause",
+            methods=["POST"],
+            endpoint="confirm_pause",
+        ),
+        Rule(
+            "/p/session/<token>/subscriptions/<sub_id>/retention",
+            methods=["POST"],
+            endpoint="accept_retention",
+        ),
+        Rule("/p/session/<token>/customer", methods=["GET"], endpoint="customer"),
+        Rule("/p/session/<token>/customer", methods=["POST"], endpoint="save_customer"),
         Rule("/p/session/<token>/confirmation", methods=["GET"], endpoint="confirmation"),
         Rule("/p/session/<token>/advance-clock", methods=["POST"], endpoint="advance_clock"),
     ]
 )
+
+
+def _discount(coupon: Obj) -> str:
+    """``50% off for 3 months``: what a coupon gives, in a customer's words."""
+    if coupon.get("percent_off") is not None:
+        off = f"{coupon['percent_off']:g}% off"
+    else:
+        off = f"{coupon['amount_off'] / 100:.2f} {str(coupon['currency']).upper()} off"
+    if coupon["duration"] == "repeating":
+        return f"{off} for {coupon['duration_in_months']} months"
+    return f"{off} {'forever' if coupon['duration'] == 'forever' else 'on your next invoice'}"
 
 
 def _per(price: Obj) -> str:
@@ -200,17 +224,21 @@ class PortalSimulator:
         if flow is None:
             return self._home(visit)
         kind = flow["type"]
-        if kind == "payment_method_update":
-            return self._payment_method(visit)
-        if kind == "subscription_cancel":
-            return self._cancel(visit, flow["subscription_cancel"]["subscription"])
-        if kind == "subscription_update":
-            return self._update(visit, flow["subscription_update"]["subscription"])
-        section = flow["subscription_update_confirm"]
-        item = section["items"][0]
-        return self._confirm(
-            visit, section["subscription"], price_id=item["price"], quantity=item.get("quantity")
-        )
+        section = flow.get(kind) or {}
+        pages: dict[str, Callable[[], Response]] = {
+            "payment_method_update": lambda: self._payment_method(visit),
+            "customer_update": lambda: self._customer(visit),
+            "subscription_cancel": lambda: self._cancel(visit, section["subscription"]),
+            "subscription_pause": lambda: self._pause(visit, section["subscription"]),
+            "subscription_update": lambda: self._update(visit, section["subscription"]),
+            "subscription_update_confirm": lambda: self._confirm(
+                visit,
+                section["subscription"],
+                price_id=section["items"][0]["price"],
+                quantity=section["items"][0].get("quantity"),
+            ),
+        }
+        return pages[kind]()
 
     def _home(self, visit: _Visit) -> Response:
         state, customer_id = self.state, visit.session["customer"]
@@ -427,9 +455,23 @@ class PortalSimulator:
                 )
                 + "</fieldset>"
             )
+        retention = ((visit.flow or {}).get("subscription_cancel") or {}).get("retention")
+        offer = ""
+        if retention:
+            coupon = self.state.render(
+                self.state.get(retention["coupon_offer"]["coupon"], "coupon")
+            )
+            offer = (
+                '<section data-testid="retention-offer"><h2>Before you go</h2>'
+                f"<p>Stay and get {_e(_discount(coupon))}.</p>"
+                f'<form method="post" action="{visit.base}/subscriptions/{_e(sub_id)}/retention">'
+                '<button type="submit" data-testid="accept-offer">Accept offer</button>'
+                "</form></section>"
+            )
         body = (
             self._header(visit)
             + (_alert(error) if error else "")
+            + offer
             + '<h1 data-testid="cancel-page">Cancel your plan</h1><section>'
             f"<p><strong>{_e(self._product_name(item['price']))}</strong> · "
             f"{_e(_per(item['price']))}</p>"
@@ -450,6 +492,87 @@ class PortalSimulator:
                 raise
             return self._cancel(visit, sub_id, error.message)
         return self._done(visit, "canceled" if sub["status"] == "canceled" else "cancel_scheduled")
+
+    def _accept_retention(self, visit: _Visit, sub_id: str) -> Response:
+        retention = ((visit.flow or {}).get("subscription_cancel") or {}).get("retention")
+        if not retention:
+            raise StripeApiError("This session offers nothing.", status=404)
+        self.state.portal_apply_coupon(visit.session, sub_id, retention["coupon_offer"]["coupon"])
+        return self._done(visit, "offer_accepted")
+
+    def _pause(self, visit: _Visit, sub_id: str, error: str | None = None) -> Response:
+        config = self.state.portal_configuration(visit.session, "subscription_pause")
+        duration = config["features"]["subscription_pause"]["duration"]
+        if duration["type"] == "indefinite":
+            choices = '<input type="hidden" name="duration" value="indefinite">'
+            effect = "Your plan pauses until you resume it."
+        else:
+            choices = (
+                "<fieldset><legend>For how long?</legend>"
+                + "".join(
+                    f'<label for="duration-{n}"><input type="radio" name="duration" '
+                    f'id="duration-{n}" value="{n}"{" checked" if n == 0 else ""}> '
+                    f"{option['interval_count']} {_e(option['interval'])}"
+                    f"{'s' if option['interval_count'] > 1 else ''}</label>"
+                    for n, option in enumerate(duration["interval_options"])
+                )
+                + "</fieldset>"
+            )
+            effect = "You are not billed while your plan is paused."
+        body = (
+            self._header(visit)
+            + (_alert(error) if error else "")
+            + '<h1 data-testid="pause-page">Pause your plan</h1><section>'
+            f'<p data-testid="pause-effect">{_e(effect)}</p>'
+            f'<form method="post" action="{visit.base}/subscriptions/{_e(sub_id)}/pause">'
+            f'{choices}<div class="actions"><button type="submit" id="confirm-pause" '
+            'data-testid="confirm-pause">Pause plan</button>'
+            f"{self._back(visit)}</div></form></section>"
+        )
+        return self._page("Pause your plan", body, status=400 if error else 200)
+
+    def _confirm_pause(self, visit: _Visit, sub_id: str) -> Response:
+        choice = visit.request.form.get("duration", "0")
+        try:
+            self.state.portal_pause_subscription(visit.session, sub_id, choice)
+        except StripeApiError as error:
+            if error.status in (403, 404):
+                raise
+            return self._pause(visit, sub_id, error.message)
+        return self._done(visit, "paused")
+
+    def _customer(self, visit: _Visit, error: str | None = None) -> Response:
+        config = self.state.portal_configuration(visit.session, "customer_update")
+        allowed = config["features"]["customer_update"]["allowed_updates"]
+        with self.state.lock:
+            customer = self.state.render(self.state.get(visit.session["customer"], "customer"))
+        fields = "".join(
+            f'<label for="{field}">{field.title()}<input id="{field}" name="{field}" '
+            f'data-testid="customer-{field}" value="{_e(customer.get(field) or "")}"></label>'
+            for field in ("email", "name")
+            if field in allowed
+        )
+        body = (
+            self._header(visit)
+            + (_alert(error) if error else "")
+            + '<h1 data-testid="customer-page">Your details</h1><section>'
+            f'<form method="post" action="{visit.base}/customer">{fields}'
+            '<div class="actions"><button type="submit" data-testid="save-customer">Save'
+            f"</button>{self._back(visit)}</div></form></section>"
+        )
+        return self._page("Your details", body, status=400 if error else 200)
+
+    def _save_customer(self, visit: _Visit) -> Response:
+        form = visit.request.form
+        try:
+            self.state.portal_update_customer(
+                visit.session, {k: form[k] for k in ("email", "name") if k in form}
+            )
+        except StripeApiError as error:
+            if error.status in (403, 404):
+                raise
+            return self._customer(visit, error.message)
+        return self._done(visit, "details_saved")
 
     def _renew(self, visit: _Visit, sub_id: str) -> Response:
         self.state.portal_renew_subscription(visit.session, sub_id)

@@ -1855,6 +1855,52 @@ class StripeState:
                 self.update_subscription(sub_id, details)
             return sub
 
+    def portal_pause_subscription(self, session: Obj, sub_id: str, choice: str) -> Obj:
+        """Pause as Stripe's pause does (flexible billing mode only): status ``paused``
+        with ``status_details``, announced by ``customer.subscription.paused``."""
+        with self.lock:
+            pause = self.portal_configuration(session, "subscription_pause")["features"][
+                "subscription_pause"
+            ]
+            sub = self._pausable(self.portal_subscription(session, sub_id))
+            if pause["duration"]["type"] != "indefinite":
+                options = pause["duration"]["interval_options"]
+                if not choice.isdigit() or int(choice) >= len(options):
+                    raise StripeApiError("Choose one of the offered durations.", param="duration")
+            before = copy.deepcopy(sub)
+            sub["status"] = "paused"
+            sub["status_details"] = {
+                "paused": {
+                    "type": "subscription",
+                    "transitioned_at": self.customer_now(sub["customer"]),
+                    "subscription": {"type": "pause_requested"},
+                }
+            }
+            self._record("customer.subscription.paused", sub, diff(before, sub))
+            return sub
+
+    def portal_update_customer(self, session: Obj, fields: Params) -> Obj:
+        """The customer's details, within the configuration's ``allowed_updates``."""
+        with self.lock:
+            allowed = self.portal_configuration(session, "customer_update")["features"][
+                "customer_update"
+            ]["allowed_updates"]
+            if refused := [field for field in fields if field not in allowed]:
+                raise StripeApiError(f"You cannot change {', '.join(refused)} here.")
+            if "email" in fields and "@" not in fields["email"]:
+                raise StripeApiError("Enter a valid email address.", param="email")
+            return self.update_customer(session["customer"], fields)
+
+    def portal_apply_coupon(self, session: Obj, sub_id: str, coupon_id: str) -> Obj:
+        """Accept a retention offer: the coupon becomes a discount of the subscription."""
+        with self.lock:
+            sub = self.portal_subscription(session, sub_id)
+            coupon = self.get(coupon_id, "coupon", param="coupon")
+            before = copy.deepcopy(sub)
+            sub["discounts"] = [f"di_{coupon['id']}_{sub_id[-6:]}"]
+            self._record("customer.subscription.updated", sub, diff(before, sub))
+            return sub
+
     def portal_renew_subscription(self, session: Obj, sub_id: str) -> Obj:
         """Undo a scheduled cancellation (the portal's "Renew subscription")."""
         with self.lock:

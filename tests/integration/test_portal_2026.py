@@ -14,9 +14,13 @@ import stripe
 
 from billing.portal_config import ConfigurationInvalid, parse_portal_configuration, stripe_params
 from billing.stripe_enums import FLOW_TYPES
+from functions.billing.app import lambda_handler as billing_handler
 from tests.conftest import forget_cached_clients
+from tests.support.events import http_event
+from tests.support.lambda_context import invoke
 from tests.support.portal import STRIPE_ID, linked_user, post
 from tests.support.stripe_seed import Account
+from tests.support.webhooks import deliver, events_from_changes
 
 
 def full_configuration(account: Account) -> str:
@@ -59,6 +63,10 @@ def full_configuration(account: Account) -> str:
 @pytest.fixture
 def portal(account: Account, monkeypatch: pytest.MonkeyPatch) -> Account:
     monkeypatch.setenv("PORTAL_CONFIGURATION_ID", full_configuration(account))
+    # What the configuration resource's Flows output tells the snapshot function.
+    monkeypatch.setenv(
+        "PORTAL_FLOWS", ",".join(f for f in FLOW_TYPES if f != "subscription_update_confirm")
+    )
     forget_cached_clients()
     return account
 
@@ -215,3 +223,87 @@ def test_the_standin_refuses_a_locale_stripe_python_does_not_list(account: Accou
             params={"customer": customer, "locale": "tlh"}
         )
     assert refused.value.param == "locale"
+
+
+# --- finishing the new flows in the hosted portal (the stand-in's simulator) ---------------
+
+
+@pytest.fixture
+def hooked_portal(portal: Account, webhook_deployment: dict[str, Any]) -> Account:
+    return portal
+
+
+def deliver_changes(account: Account, since: int) -> int:
+    """Deliver the stand-in's changes from ``since`` on as signed webhooks; the new mark."""
+    changes = account.changes()
+    for event in events_from_changes(changes[since:]):
+        assert deliver(event).status == 200
+    return len(changes)
+
+
+def billing(user: str) -> Any:
+    return invoke(billing_handler, http_event("billing/get_billing", user=user)).body
+
+
+def test_a_customer_pauses_in_the_portal_and_the_snapshot_says_paused(
+    hooked_portal: Account,
+) -> None:
+    account = hooked_portal
+    sub = subscription(account, "user-pauses", mode="flexible")
+    mark = deliver_changes(account, 0)
+    before = billing("user-pauses")
+    assert before["actions"]["subscription_pause"] is True
+
+    url = post({"flow": "subscription_pause"}, user="user-pauses").body["url"]
+    page = requests.get(url, timeout=5)
+    assert 'data-testid="pause-page"' in page.text
+    done = requests.post(
+        f"{url}/subscriptions/{sub.id}/pause",
+        data={"duration": "0"},
+        timeout=5,
+        allow_redirects=False,
+    )
+    assert done.status_code == 303
+    deliver_changes(account, mark)
+
+    after = billing("user-pauses")
+    assert after["status"] == "paused"
+    assert after["paused"] is True
+    assert after["renews_at"] is None
+    assert after["actions"]["subscription_pause"] is False
+
+
+def test_a_customer_updates_their_email_in_the_portal(hooked_portal: Account) -> None:
+    account = hooked_portal
+    linked_user(account, "user-email")
+    mark = deliver_changes(account, 0)
+    url = post({"flow": "customer_update"}, user="user-email").body["url"]
+    assert 'data-testid="customer-page"' in requests.get(url, timeout=5).text
+    saved = requests.post(
+        f"{url}/customer", data={"email": "new@example.com"}, timeout=5, allow_redirects=False
+    )
+    assert saved.status_code == 303
+    deliver_changes(account, mark)
+    assert billing("user-email")["email"] == "new@example.com"
+
+
+def test_the_retention_offer_keeps_the_customer_subscribed(
+    hooked_portal: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = hooked_portal
+    coupon = account.client.v1.coupons.create(params={"percent_off": 25, "duration": "once"})
+    monkeypatch.setenv("CANCEL_RETENTION_COUPON", coupon.id)
+    forget_cached_clients()
+    sub = subscription(account, "user-stays", mode="classic")
+    url = post({"flow": "subscription_cancel"}, user="user-stays").body["url"]
+    page = requests.get(url, timeout=5).text
+    assert 'data-testid="retention-offer"' in page
+    assert "25% off on your next invoice" in page
+    accepted = requests.post(
+        f"{url}/subscriptions/{sub.id}/retention", timeout=5, allow_redirects=False
+    )
+    assert accepted.status_code == 303
+    after = account.client.v1.subscriptions.retrieve(sub.id)
+    assert after.status == "active"
+    assert after.cancel_at is None
+    assert after.discounts
