@@ -115,6 +115,8 @@ _API = Map(
         Rule("/v1/subscriptions/<id>", methods=["DELETE"], endpoint="cancel_subscription"),
         Rule("/v1/invoices", methods=["GET"], endpoint="list_invoices"),
         Rule("/v1/coupons", methods=["POST"], endpoint="create_coupon"),
+        Rule("/v1/promotion_codes", methods=["POST"], endpoint="create_promotion_code"),
+        Rule("/v1/promotion_codes", methods=["GET"], endpoint="list_promotion_codes"),
         Rule("/v1/coupons/<id>", methods=["GET"], endpoint="retrieve:coupon"),
         Rule("/v1/invoices/<id>", methods=["GET"], endpoint="retrieve:invoice"),
         Rule(

@@ -1637,7 +1637,9 @@ class StripeState:
                 require("subscription_update")
                 sub = subscription_of("subscription_update_confirm")
                 flow["subscription_update_confirm"] = {
-                    "discounts": [],
+                    "discounts": self._discounts(
+                        flow_data["subscription_update_confirm"].get("discounts") or []
+                    ),
                     "items": self._confirm_items(
                         flow_data["subscription_update_confirm"], sub, config
                     ),
@@ -1708,6 +1710,70 @@ class StripeState:
             )
             self._store(coupon)
             return coupon
+
+    def create_promotion_code(self, params: Params) -> Obj:
+        with self.lock:
+            promotion = params.get("promotion") or {}
+            if promotion.get("type") != "coupon" or not promotion.get("coupon"):
+                raise missing_param("promotion[coupon]")
+            self.get(promotion["coupon"], "coupon", param="promotion[coupon]")
+            code = params.get("code") or random_id("", 8).upper()
+            if self._promotion_code(code) is not None:
+                raise StripeApiError(
+                    "An active promotion code with that code exists.", param="code"
+                )
+            promo = shaped(
+                "promotion_code",
+                id=random_id("promo_"),
+                code=code,
+                created=self.now(),
+                active=as_bool(params.get("active", True), "active"),
+                customer=None,
+                expires_at=None,
+                livemode=False,
+                max_redemptions=None,
+                metadata=merge_metadata({}, params.get("metadata")),
+                promotion={"type": "coupon", "coupon": promotion["coupon"]},
+                times_redeemed=0,
+            )
+            self._store(promo)
+            return promo
+
+    def _promotion_code(self, code: str) -> Obj | None:
+        found = [
+            o
+            for o in self.objects.values()
+            if o.get("object") == "promotion_code" and o["code"] == code and o["active"]
+        ]
+        return found[0] if found else None
+
+    def list_promotion_codes(self, params: Params) -> Obj:
+        with self.lock:
+            code = params.get("code")
+            wanted = None if "active" not in params else as_bool(params["active"], "active")
+
+            def keep(promo: Obj) -> bool:
+                return (code is None or promo["code"] == code) and (
+                    wanted is None or promo["active"] == wanted
+                )
+
+            return self.page("promotion_code", params, "/v1/promotion_codes", keep)
+
+    def _discounts(self, specs: list[Params]) -> list[Obj]:
+        """``discounts`` of a confirm flow: each names an existing coupon or promotion code."""
+        discounts = []
+        for n, spec in enumerate(specs):
+            param = f"flow_data[subscription_update_confirm][discounts][{n}]"
+            if spec.get("promotion_code"):
+                self.get(spec["promotion_code"], "promotion_code", param=f"{param}[promotion_code]")
+            elif spec.get("coupon"):
+                self.get(spec["coupon"], "coupon", param=f"{param}[coupon]")
+            else:
+                raise missing_param(f"{param}[coupon]")
+            discounts.append(
+                {"coupon": spec.get("coupon"), "promotion_code": spec.get("promotion_code")}
+            )
+        return discounts
 
     def _confirm_items(self, section: Params, sub: Obj, config: Obj) -> list[Obj]:
         param = "flow_data[subscription_update_confirm][items]"

@@ -307,3 +307,39 @@ def test_the_retention_offer_keeps_the_customer_subscribed(
     assert after.status == "active"
     assert after.cancel_at is None
     assert after.discounts
+
+
+# --- a promotion code on a plan change -----------------------------------------------------
+
+
+def test_a_plan_change_applies_the_promotion_code_the_customer_typed(portal: Account) -> None:
+    coupon = portal.client.v1.coupons.create(params={"percent_off": 20, "duration": "once"})
+    promo = portal.client.v1.promotion_codes.create(
+        params={"code": "SPRING20", "promotion": {"type": "coupon", "coupon": coupon.id}}
+    )
+    subscription(portal, "user-promo", mode="classic")
+    body = {
+        "flow": "subscription_update_confirm",
+        "plan": "pro_yearly",
+        "promotion_code": "SPRING20",
+    }
+    result = post(body, user="user-promo")
+    assert result.status == 200, result.raw
+    confirm = portal.last_session()["flow"]["subscription_update_confirm"]
+    assert confirm["discounts"] == [{"coupon": None, "promotion_code": promo.id}]
+
+
+def test_an_unknown_promotion_code_is_a_clear_422_and_opens_nothing(portal: Account) -> None:
+    subscription(portal, "user-promo-bad", mode="classic")
+    before = len(portal.changes())
+    body = {"flow": "subscription_update_confirm", "plan": "pro_yearly", "promotion_code": "NOPE"}
+    result = post(body, user="user-promo-bad")
+    assert result.status == 422, result.raw
+    assert result.body["error"]["code"] == "unknown_promotion_code"
+    assert not [c for c in portal.changes()[before:] if c["type"].startswith("billing_portal")]
+
+
+def test_a_promotion_code_outside_a_plan_change_names_the_field(portal: Account) -> None:
+    result = post({"flow": "subscription_cancel", "promotion_code": "SPRING20"})
+    assert result.status == 422, result.raw
+    assert "promotion_code" in result.raw

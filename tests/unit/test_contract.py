@@ -39,7 +39,15 @@ def test_template_routes_are_exactly_the_documented_operations() -> None:
 def test_openapi_describes_the_flows_and_the_error_body() -> None:
     schema = json.loads(openapi_document())
     request = schema["components"]["schemas"]["PortalSessionRequest"]["properties"]
-    assert set(request) == {"flow", "plan", "quantity", "return_url", "locale", "after_completion"}
+    assert set(request) == {
+        "flow",
+        "plan",
+        "quantity",
+        "promotion_code",
+        "return_url",
+        "locale",
+        "after_completion",
+    }
     flows = schema["components"]["schemas"]["FlowKind"]["enum"]
     # Every flow type stripe-python 16 knows, and nothing it does not.
     assert sorted(flows) == sorted(FLOW_TYPES)

@@ -89,3 +89,4 @@ class PlanChange:
 
     price: CatalogPrice | None = None  # None: keep the current price
     quantity: int | None = None  # None: keep the current quantity
+    promotion_code_id: str | None = None  # Stripe's id of a promotion code to apply

@@ -42,6 +42,10 @@ class UnknownPlan(InvalidRequest):
     code = "unknown_plan"
 
 
+class UnknownPromotionCode(InvalidRequest):
+    code = "unknown_promotion_code"
+
+
 class FlowRejected(InvalidRequest):
     """Stripe refused the flow for this portal configuration (e.g. a plan it does not offer)."""
 

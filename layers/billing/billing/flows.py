@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # typing only: keeps this module importable without stripe
         SessionCreateParamsFlowData,
         SessionCreateParamsFlowDataAfterCompletion,
         SessionCreateParamsFlowDataSubscriptionCancel,
+        SessionCreateParamsFlowDataSubscriptionUpdateConfirm,
         SessionCreateParamsFlowDataSubscriptionUpdateConfirmItem,
     )
 
@@ -77,30 +78,13 @@ def build_flow_data(
         )
     match kind:
         case FlowKind.SUBSCRIPTION_CANCEL:
-            if subscription.is_cancelling:
-                raise AlreadyCancelling("The subscription is already set to be canceled.")
-            cancel: SessionCreateParamsFlowDataSubscriptionCancel = {
-                "subscription": subscription.id
-            }
-            if retention_coupon:
-                cancel["retention"] = {
-                    "type": "coupon_offer",
-                    "coupon_offer": {"coupon": retention_coupon},
-                }
             return {
                 "type": "subscription_cancel",
-                "subscription_cancel": cancel,
+                "subscription_cancel": _cancel_section(subscription, retention_coupon),
                 "after_completion": after,
             }
         case FlowKind.SUBSCRIPTION_PAUSE:
-            if subscription.paused:
-                raise AlreadyPaused("The subscription is already paused.")
-            if subscription.is_cancelling:
-                raise AlreadyCancelling("The subscription is set to be canceled.")
-            if not subscription.flexible_billing:
-                raise UnsupportedSubscription(
-                    "Only subscriptions in flexible billing mode can be paused."
-                )
+            _check_pausable(subscription)
             return {
                 "type": "subscription_pause",
                 "subscription_pause": {"subscription": subscription.id},
@@ -115,13 +99,43 @@ def build_flow_data(
         case FlowKind.SUBSCRIPTION_UPDATE_CONFIRM:
             return {
                 "type": "subscription_update_confirm",
-                "subscription_update_confirm": {
-                    "subscription": subscription.id,
-                    "items": [_confirm_item(subscription, change or PlanChange())],
-                },
+                "subscription_update_confirm": _confirm_section(subscription, change),
                 "after_completion": after,
             }
     raise InvalidRequest(f"Unknown flow {kind!s}.")  # pragma: no cover - exhaustive above
+
+
+def _cancel_section(
+    subscription: CurrentSubscription, retention_coupon: str | None
+) -> SessionCreateParamsFlowDataSubscriptionCancel:
+    if subscription.is_cancelling:
+        raise AlreadyCancelling("The subscription is already set to be canceled.")
+    cancel: SessionCreateParamsFlowDataSubscriptionCancel = {"subscription": subscription.id}
+    if retention_coupon:
+        cancel["retention"] = {"type": "coupon_offer", "coupon_offer": {"coupon": retention_coupon}}
+    return cancel
+
+
+def _check_pausable(subscription: CurrentSubscription) -> None:
+    if subscription.paused:
+        raise AlreadyPaused("The subscription is already paused.")
+    if subscription.is_cancelling:
+        raise AlreadyCancelling("The subscription is set to be canceled.")
+    if not subscription.flexible_billing:
+        raise UnsupportedSubscription("Only subscriptions in flexible billing mode can be paused.")
+
+
+def _confirm_section(
+    subscription: CurrentSubscription, change: PlanChange | None
+) -> SessionCreateParamsFlowDataSubscriptionUpdateConfirm:
+    plan = change or PlanChange()
+    confirm: SessionCreateParamsFlowDataSubscriptionUpdateConfirm = {
+        "subscription": subscription.id,
+        "items": [_confirm_item(subscription, plan)],
+    }
+    if plan.promotion_code_id:
+        confirm["discounts"] = [{"promotion_code": plan.promotion_code_id}]
+    return confirm
 
 
 def _confirm_item(

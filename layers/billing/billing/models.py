@@ -48,6 +48,12 @@ class PortalSessionRequest(BaseModel):
         description="Where the portal's return link (and a finished flow) goes. "
         "Must be under an allowed origin; defaults to the deployment's default.",
     )
+    promotion_code: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,200}$",
+        description="A promotion code the customer entered (e.g. SPRING25), applied to the plan "
+        "change; only with subscription_update_confirm.",
+    )
     locale: PortalLocale | None = Field(default=None, description="Portal language.")
     after_completion: AfterCompletion | None = Field(
         default=None,
@@ -59,6 +65,8 @@ class PortalSessionRequest(BaseModel):
         confirm = self.flow is FlowKind.SUBSCRIPTION_UPDATE_CONFIRM
         if (self.plan is not None or self.quantity is not None) and not confirm:
             raise ValueError("plan and quantity are only accepted with subscription_update_confirm")
+        if self.promotion_code is not None and not confirm:
+            raise ValueError("promotion_code is only accepted with subscription_update_confirm")
         if confirm and self.plan is None and self.quantity is None:
             raise ValueError("subscription_update_confirm needs a plan, a quantity or both")
         if self.after_completion is not None and self.flow is None:

@@ -23,6 +23,7 @@ from billing.errors import (
     CustomerRetired,
     NoSubscription,
     UnknownPlan,
+    UnknownPromotionCode,
 )
 from billing.flows import build_flow_data
 from billing.identity import User
@@ -68,7 +69,10 @@ class PortalService:
         change = None
         if request.plan is not None or request.quantity is not None:
             price = self.price_for_lookup_key(request.plan) if request.plan else None
-            change = PlanChange(price=price, quantity=request.quantity)
+            promotion = (
+                self.promotion_code_id(request.promotion_code) if request.promotion_code else None
+            )
+            change = PlanChange(price=price, quantity=request.quantity, promotion_code_id=promotion)
         needs_subscription = request.flow is not None and request.flow.needs_subscription
 
         def open_session(customer_id: str) -> str:
@@ -192,6 +196,16 @@ class PortalService:
                 # move the generation on so the next attempt makes a new customer.
                 self.store.skip_generation(user.id, state.generation)
         raise Conflict("The billing account is being set up by another request; retry.")
+
+    def promotion_code_id(self, code: str) -> str:
+        """Stripe's id of the active promotion code a customer typed (one Stripe call)."""
+        with stripe_errors("promotion_codes.list"):
+            found = self.stripe.v1.promotion_codes.list(
+                params={"code": code, "active": True, "limit": 1}
+            ).data
+        if not found:
+            raise UnknownPromotionCode("That promotion code is not valid.")
+        return found[0].id
 
     def price_for_lookup_key(self, lookup_key: str) -> CatalogPrice:
         """The active recurring price named ``lookup_key``, from the cache or Stripe once."""
