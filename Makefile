@@ -17,11 +17,12 @@ export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/billing:$(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv sandbox-venv dev test lint format typecheck unit build bench bench-check deploy openapi backfill clean
+.PHONY: help venv sandbox-venv dev test test-stripe lint format typecheck unit build bench bench-check deploy openapi backfill clean
 
 help:
 	@echo "make dev      run the whole product offline on http://127.0.0.1:3000 (PORT=...)"
 	@echo "make test     lint, type-check, cfn-lint, all tests and the counted performance budgets"
+	@echo "make test-stripe  the Stripe-facing scenarios against your test-mode account (STRIPE_API_KEY=sk_test_...)"
 	@echo "make lint     ruff, mypy --strict, cfn-lint only"
 	@echo "make build    sam build (no Docker needed)"
 	@echo "make bench    cold starts, requests per operation, throughput, sizes -> bench/results/latest.md"
@@ -61,6 +62,10 @@ unit: venv
 test: lint
 	pytest -q
 	python -m bench.check --counted
+
+# The contract scenarios of tests/contract against a real Stripe test-mode account.
+test-stripe: venv
+	python -m tools.test_stripe
 
 build: venv
 	sam build
