@@ -49,3 +49,10 @@ PAUSE_DURATION_TYPES = stripe_values(
 PAUSE_INTERVALS = stripe_values(
     portal.ConfigurationCreateParamsFeaturesSubscriptionPauseDurationIntervalOption, "interval"
 )
+CANCEL_MODES = stripe_values(portal.ConfigurationCreateParamsFeaturesSubscriptionCancel, "mode")
+CANCEL_PRORATIONS = stripe_values(
+    portal.ConfigurationCreateParamsFeaturesSubscriptionCancel, "proration_behavior"
+)
+UPDATE_PRORATIONS = stripe_values(
+    portal.ConfigurationCreateParamsFeaturesSubscriptionUpdate, "proration_behavior"
+)

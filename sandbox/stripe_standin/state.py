@@ -60,6 +60,8 @@ from stripe.params import billing_portal as portal_params
 from sandbox.stripe_standin.enums import (
     AFTER_COMPLETION_TYPES,
     AFTER_EXPIRATION_TYPES,
+    CANCEL_MODES,
+    CANCEL_PRORATIONS,
     CANCELLATION_REASONS,
     CUSTOMER_UPDATE_FIELDS,
     FLOW_TYPES,
@@ -67,6 +69,7 @@ from sandbox.stripe_standin.enums import (
     PAUSE_DURATION_TYPES,
     PAUSE_INTERVALS,
     RETENTION_TYPES,
+    UPDATE_PRORATIONS,
     stripe_values,
 )
 from sandbox.stripe_standin.shapes import example, shaped
@@ -1425,13 +1428,13 @@ class StripeState:
         for field in ("mode", "proration_behavior"):
             if field in section:
                 cancel[field] = section[field]
-        if cancel["mode"] not in ("at_period_end", "immediately"):
+        if cancel["mode"] not in CANCEL_MODES:
             raise StripeApiError("Invalid mode.", param=f"{prefix}[mode]")
-        if cancel["proration_behavior"] not in ("none", "create_prorations"):
+        if cancel["proration_behavior"] not in CANCEL_PRORATIONS:
             raise StripeApiError(
                 "Invalid proration_behavior.", param=f"{prefix}[proration_behavior]"
             )
-        if cancel["proration_behavior"] == "create_prorations" and cancel["mode"] != "immediately":
+        if cancel["proration_behavior"] != "none" and cancel["mode"] != "immediately":
             raise StripeApiError(
                 "Prorations can only be created when canceling immediately.",
                 param=f"{prefix}[proration_behavior]",
@@ -1460,7 +1463,7 @@ class StripeState:
                 )
             update["default_allowed_updates"] = list(allowed)
         if "proration_behavior" in section:
-            if section["proration_behavior"] not in ("none", "create_prorations", "always_invoice"):
+            if section["proration_behavior"] not in UPDATE_PRORATIONS:
                 raise StripeApiError(
                     "Invalid proration_behavior.", param=f"{prefix}[proration_behavior]"
                 )

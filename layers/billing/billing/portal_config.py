@@ -31,10 +31,16 @@ from pydantic import (
 from pydantic.alias_generators import to_pascal
 
 from billing.stripe_enums import (
+    BILLING_CYCLE_ANCHORS,
+    CANCEL_MODES,
+    CANCEL_PRORATIONS,
     CANCELLATION_REASONS,
     CUSTOMER_UPDATE_FIELDS,
     PAUSE_INTERVALS,
+    SCHEDULE_CONDITIONS,
     SUBSCRIPTION_UPDATE_FIELDS,
+    TRIAL_UPDATE_BEHAVIORS,
+    UPDATE_PRORATIONS,
 )
 
 # Keys in the properties that are not part of the configuration: CloudFormation's
@@ -93,12 +99,23 @@ if TYPE_CHECKING:
     CancellationReasonOption = str
     SubscriptionUpdateField = str
     PauseInterval = str
+    ScheduleCondition = str
+    CancelMode = str
+    CancelProration = str
+    UpdateProration = str
+    BillingCycleAnchor = str
+    TrialUpdateBehavior = str
 else:
     CustomerField = Literal[CUSTOMER_UPDATE_FIELDS]
     CancellationReasonOption = Literal[CANCELLATION_REASONS]
     SubscriptionUpdateField = Literal[SUBSCRIPTION_UPDATE_FIELDS]
     PauseInterval = Literal[PAUSE_INTERVALS]
-ScheduleCondition = Literal["decreasing_item_amount", "shortening_interval"]
+    ScheduleCondition = Literal[SCHEDULE_CONDITIONS]
+    CancelMode = Literal[CANCEL_MODES]
+    CancelProration = Literal[CANCEL_PRORATIONS]
+    UpdateProration = Literal[UPDATE_PRORATIONS]
+    BillingCycleAnchor = Literal[BILLING_CYCLE_ANCHORS]
+    TrialUpdateBehavior = Literal[TRIAL_UPDATE_BEHAVIORS]
 
 _ListInput = BeforeValidator(_as_list)
 _NoDuplicates = AfterValidator(_unique)
@@ -147,15 +164,15 @@ class CancellationReason(_Spec):
 
 class SubscriptionCancel(_Spec):
     enabled: bool = False
-    mode: Literal["at_period_end", "immediately"] = "at_period_end"
-    proration_behavior: Literal["none", "create_prorations"] = "none"
+    mode: CancelMode = "at_period_end"
+    proration_behavior: CancelProration = "none"
     cancellation_reason: CancellationReason = CancellationReason()
 
     @model_validator(mode="after")
     def _prorations_only_when_immediate(self) -> SubscriptionCancel:
-        if self.proration_behavior == "create_prorations" and self.mode != "immediately":
+        if self.proration_behavior != "none" and self.mode != "immediately":
             raise ValueError(
-                "ProrationBehavior create_prorations needs Mode immediately "
+                f"ProrationBehavior {self.proration_behavior} needs Mode immediately "
                 "(Stripe prorates only immediate cancellations)"
             )
         return self
@@ -183,11 +200,11 @@ class ProductOffer(_Spec):
 class SubscriptionUpdate(_Spec):
     enabled: bool = False
     default_allowed_updates: SubscriptionUpdateFields = ["price"]
-    proration_behavior: Literal["none", "create_prorations", "always_invoice"] = "create_prorations"
+    proration_behavior: UpdateProration = "create_prorations"
     products: list[ProductOffer] = Field(default=[], max_length=MAX_PRODUCTS)
-    billing_cycle_anchor: Literal["now", "unchanged"] = "unchanged"
+    billing_cycle_anchor: BillingCycleAnchor = "unchanged"
     schedule_at_period_end: ScheduleConditions = []
-    trial_update_behavior: Literal["continue_trial", "end_trial"] = "end_trial"
+    trial_update_behavior: TrialUpdateBehavior = "end_trial"
 
     @model_validator(mode="after")
     def _offers_when_enabled(self) -> SubscriptionUpdate:

@@ -54,3 +54,25 @@ PAUSE_INTERVALS = stripe_values(
     portal_params.ConfigurationCreateParamsFeaturesSubscriptionPauseDurationIntervalOption,
     "interval",
 )
+CANCEL_MODES = stripe_values(
+    portal_params.ConfigurationCreateParamsFeaturesSubscriptionCancel, "mode"
+)
+CANCEL_PRORATIONS = stripe_values(
+    portal_params.ConfigurationCreateParamsFeaturesSubscriptionCancel, "proration_behavior"
+)
+UPDATE_PRORATIONS = stripe_values(
+    portal_params.ConfigurationCreateParamsFeaturesSubscriptionUpdate, "proration_behavior"
+)
+BILLING_CYCLE_ANCHORS = stripe_values(
+    portal_params.ConfigurationCreateParamsFeaturesSubscriptionUpdate, "billing_cycle_anchor"
+)
+TRIAL_UPDATE_BEHAVIORS = stripe_values(
+    portal_params.ConfigurationCreateParamsFeaturesSubscriptionUpdate, "trial_update_behavior"
+)
+SCHEDULE_CONDITIONS = stripe_values(
+    portal_params.ConfigurationCreateParamsFeaturesSubscriptionUpdateScheduleAtPeriodEndCondition,
+    "type",
+)
+AFTER_COMPLETION_TYPES = stripe_values(
+    portal_params.SessionCreateParamsFlowDataAfterCompletion, "type"
+)
