@@ -19,12 +19,13 @@ from functions.billing.app import lambda_handler as billing_handler
 from functions.catalog_fanout.app import lambda_handler as fanout_handler
 from sandbox.queues import SqsEventSource
 from tests.conftest import TABLE, forget_cached_clients
-from tests.support.aws import dynamodb_calls
+from tests.security.stack import TABLE_ARN, function_roles, sam_transform
+from tests.support.aws import dynamodb_calls, template
 from tests.support.events import http_event
 from tests.support.lambda_context import HttpResult, invoke
 from tests.support.portal import subscribed_user
 from tests.support.stripe_seed import Account
-from tests.support.webhooks import deliver, events_from_changes
+from tests.support.webhooks import deliver, events_from_changes, stripe_event
 
 
 @pytest.fixture
@@ -101,8 +102,13 @@ def test_a_rename_reaches_every_subscriber_through_the_fanout_queue(
     assert waiting(queue) == 1
     assert plan_names(users) == {"Pro"}
 
-    assert queue.drain() == 1
+    with dynamodb_calls(projection_store_for_table(TABLE).client) as fanout_calls:
+        assert queue.drain() == 1
     assert plan_names(users) == {"Pro 2027"}
+    # Every call the fan-out made is one its role in the template allows.
+    role = function_roles(sam_transform(template()))["CatalogFanoutFunction"]
+    allowed = role.actions_on(TABLE_ARN, "dynamodb:")
+    assert {f"dynamodb:{call}" for call in fanout_calls} <= allowed, allowed
     with dynamodb_calls(projection_store_for_table(TABLE).client) as reads:
         body = billing(users[0]).body
     assert reads == ["Query"], "still one request per snapshot"
@@ -144,33 +150,61 @@ def test_a_long_fanout_hands_over_and_resumes_where_it_stopped(
     fanout = CatalogFanout(projection_store_for_table(TABLE), page_size=3)
 
     first = fanout.run(change, time_left=lambda: HANDOVER_MARGIN_SECONDS - 1)
-    assert (first.updated, first.skipped) == (3, 0)
+    # Short of time: one subscription, then the rest is handed over from there.
+    assert (first.updated, first.skipped) == (1, 0)
     assert first.rest is not None
     assert first.rest.after is not None
-    assert sorted(plan_names(users)) == ["Pro", "Pro XL"]
+    assert plan_names(users) == {"Pro", "Pro XL"}
 
     # A run that failed after this point is retried from the same message: harmless.
     again = fanout.run(first.rest, time_left=lambda: 1000.0)
-    assert (again.updated, again.rest) == (4, None)
+    assert (again.updated, again.rest) == (6, None)
     assert plan_names(users) == {"Pro XL"}
     fanout.run(first.rest, time_left=lambda: 1000.0)
     assert plan_names(users) == {"Pro XL"}
 
 
-def test_an_older_price_change_never_overwrites_a_newer_copy(hooks: Account) -> None:
+def test_a_late_subscription_event_never_brings_back_an_older_lookup_key(
+    hooks: Account, queue: SqsEventSource
+) -> None:
+    """A retried subscription event from before the price change copies the stored
+    price record, not the older price it carries."""
     delivered = Delivered(hooks)
-    [user] = subscribers(hooks, delivered, 1)
-    fanout = CatalogFanout(projection_store_for_table(TABLE))
-    product, price = hooks.products["Pro"], hooks.prices["pro_monthly"]
-    now = int(time.time())
+    subscribed_user(hooks, "user-late")
+    hour_ago = int(time.time()) - 3600
+    for event in delivered.pending():  # the history happened an hour ago
+        assert deliver({**event, "created": hour_ago}).status == 200
+    old_state = [c for c in hooks.changes() if c["type"] == "customer.subscription.created"][-1]
+    hooks.client.v1.prices.update(
+        hooks.prices["pro_monthly"], params={"lookup_key": "pro_monthly_v2"}
+    )
+    delivered.flush()  # the price change, now
+    queue.drain()
+    assert billing("user-late").body["plan"]["lookup_key"] == "pro_monthly_v2"
 
-    def change(version: int, lookup_key: str) -> CatalogChange:
-        return CatalogChange(product, version, price_id=price, lookup_key=lookup_key)
+    late = stripe_event(
+        "customer.subscription.updated",
+        old_state["object"],  # the price as it was half an hour ago, lookup key and all
+        created=hour_ago + 1800,  # newer than the stored subscription: it applies
+        event_id="evt_late_retry",
+    )
+    assert deliver(late).body["outcome"] == "applied"
+    assert billing("user-late").body["plan"]["lookup_key"] == "pro_monthly_v2"
 
-    newer = fanout.run(change(now + 20, "pro_newer"), time_left=lambda: 1e9)
-    late = fanout.run(change(now + 10, "pro_older"), time_left=lambda: 1e9)
-    assert (newer.updated, late.updated, late.skipped) == (1, 0, 1)
-    assert billing(user).body["plan"]["lookup_key"] == "pro_newer"
+
+def test_a_rename_delivered_after_a_later_event_of_the_product_still_reaches_subscribers(
+    hooks: Account, queue: SqsEventSource
+) -> None:
+    delivered = Delivered(hooks)
+    users = subscribers(hooks, delivered, 2)
+    hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Pro Team"})
+    hooks.client.v1.products.update(hooks.products["Pro"], params={"description": "For teams"})
+    rename, later = delivered.pending()
+    later["created"] = rename["created"] + 1  # the description change came a second later
+    assert deliver(later).body["outcome"] == "applied"  # no name change of its own
+    assert deliver(rename).body["outcome"] == "stale"
+    queue.drain()
+    assert plan_names(users) == {"Pro Team"}
 
 
 def test_a_subscription_written_while_its_product_is_renamed_keeps_the_new_name(
@@ -192,9 +226,11 @@ def test_a_subscription_written_while_its_product_is_renamed_keeps_the_new_name(
     original = store_type.context
     reads = 0
 
-    def rename_after_the_first_read(self: Any, customer: Any, products: Any) -> Any:
+    def rename_after_the_first_read(
+        self: Any, customer: Any, products: Any, prices: Any = ()
+    ) -> Any:
         nonlocal reads
-        read = original(self, customer, products)
+        read = original(self, customer, products, prices)
         reads += 1
         if reads == 1:
             assert deliver(rename).body["outcome"] == "applied"

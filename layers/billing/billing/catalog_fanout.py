@@ -17,13 +17,15 @@ Why this is safe to repeat and to race:
 - each copy is conditional on the item still billing that product or price, and on
   the copy being no newer than the change (``name_version``/``price_version``), so a
   retry rewrites the same values and a late, older change never overwrites a newer one;
-- a subscription written while a rename commits cannot keep the old name: its
-  transaction checks the product's stored version (``ProductCheck``), so it retries
-  with the new name when the rename committed first, and when it committed first
-  itself, the fan-out, which starts after the rename, finds it in the index.
+- a subscription written while a change commits cannot keep the old values: it copies
+  from the stored product and price records (``PRICEID#``), never older than the
+  event it carries, and its transaction checks those records are unchanged
+  (``CatalogCheck``), so it retries with the new values when the change committed
+  first; when it committed first itself, the fan-out, which starts after the change,
+  finds it in the index (read consistently).
 
 Cost: for N subscribers, N ``UpdateItem`` + ⌊N / 100⌋ + 1 ``Query`` requests, one
-``GetItem`` (the product's stored name) and one SQS message per invocation it takes
+``GetItem`` (the stored values to copy) and one SQS message per invocation it takes
 (``make bench`` measures it).
 """
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger
@@ -40,9 +43,11 @@ from botocore.exceptions import ClientError
 
 from billing.attributes import from_item, to_attribute
 from billing.projection_store import (
+    PRICE_RECORD,
     PRODUCT,
     SNAPSHOT,
     ProjectionStore,
+    price_record_key,
     product_key,
     slot_attribute,
     subscriber_sort_key,
@@ -66,16 +71,15 @@ SQS_CLIENT_CONFIG = Config(
 
 @dataclass(frozen=True)
 class CatalogChange:
-    """A change of catalog fields that snapshots copy, as of ``version`` (the ``created``
-    time of its event). ``price_id`` None: the product's ``name``; otherwise that price's
-    ``lookup_key`` and ``nickname``. ``after``: resume after this subscription."""
+    """A change of catalog fields that snapshots copy, announced by the event of
+    ``version`` (its ``created`` time). ``price_id`` None: the product's name; otherwise
+    that price's lookup key and nickname. The values copied are read from the stored
+    catalog when the fan-out runs, not carried here, so a late or repeated message
+    copies what is current. ``after``: resume after this subscription."""
 
     product_id: str
     version: int
-    name: str | None = None
     price_id: str | None = None
-    lookup_key: str | None = None
-    nickname: str | None = None
     after: str | None = None
 
     def to_json(self) -> str:
@@ -83,7 +87,16 @@ class CatalogChange:
 
     @classmethod
     def from_json(cls, text: str) -> CatalogChange:
-        return cls(**json.loads(text))
+        known = {"product_id", "version", "price_id", "after"}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+
+
+@dataclass(frozen=True)
+class Copy:
+    """What to write into each subscriber's item, and the version it is as of."""
+
+    fields: dict[str, Any]
+    version: int
 
 
 @dataclass(frozen=True)
@@ -102,35 +115,45 @@ class CatalogFanout:
 
     def run(self, change: CatalogChange, *, time_left: Callable[[], float]) -> FanoutReport:
         updated = skipped = 0
+        copy = self._stored_values(change)
+        if copy is None:  # nothing stored to copy (yet): the record's own event will come
+            return FanoutReport(0, 0, None)
         after = change.after
-        if change.price_id is None:
-            # The product's name as stored now, with its version: of two renames in one
-            # second, whichever message runs last still copies the name that won.
-            stored = self._stored_product(change.product_id)
-            if stored is None:
-                return FanoutReport(0, 0, None)
-            change = replace(change, name=stored[0], version=stored[1])
         while True:
-            entries, after = self._page(change.product_id, after)
+            entries, next_page = self._page(change.product_id, after)
             for entry in entries:
-                if self._copy(change, entry):
+                if updated + skipped and time_left() < HANDOVER_MARGIN_SECONDS:
+                    # Hand over from the last subscription done, even mid-page (every
+                    # invocation does at least one, so a chain always ends).
+                    return FanoutReport(updated, skipped, replace(change, after=after))
+                if self._copy(change, copy, entry):
                     updated += 1
                 else:
                     skipped += 1
-            if after is None:
+                after = str(entry["sk"]).removeprefix("SUBSCRIPTION#")
+            if next_page is None:
                 return FanoutReport(updated, skipped, None)
-            if time_left() < HANDOVER_MARGIN_SECONDS:
-                return FanoutReport(updated, skipped, replace(change, after=after))
+            after = next_page
 
-    def _stored_product(self, product_id: str) -> tuple[str, int] | None:
+    def _stored_values(self, change: CatalogChange) -> Copy | None:
+        """The product's name, or the price's lookup key and nickname, as stored now with
+        their version: of two changes in one second, whichever message runs last still
+        copies the values that won."""
+        if change.price_id is None:
+            key = {"pk": {"S": product_key(change.product_id)}, "sk": {"S": PRODUCT}}
+        else:
+            key = {"pk": {"S": price_record_key(change.price_id)}, "sk": {"S": PRICE_RECORD}}
         item = self.store.client.get_item(
-            TableName=self.store.table_name,
-            Key={"pk": {"S": product_key(product_id)}, "sk": {"S": PRODUCT}},
-            ConsistentRead=True,
+            TableName=self.store.table_name, Key=key, ConsistentRead=True
         ).get("Item")
-        if not item or "name" not in item:
+        if not item:
             return None
-        return item["name"]["S"], int(item["v"]["N"])
+        stored = from_item(item)
+        if change.price_id is None:
+            fields = {"product_name": stored.get("name")}
+        else:
+            fields = {"lookup_key": stored.get("lookup_key"), "nickname": stored.get("nickname")}
+        return Copy(fields, int(stored["v"]))
 
     def _page(self, product_id: str, after: str | None) -> tuple[list[dict[str, Any]], str | None]:
         params: dict[str, Any] = {
@@ -138,6 +161,8 @@ class CatalogFanout:
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": subscribers_key(product_id)}},
             "Limit": self.page_size,
+            # A subscription committed just before the change must be found.
+            "ConsistentRead": True,
         }
         if after is not None:
             params["ExclusiveStartKey"] = {
@@ -149,28 +174,26 @@ class CatalogFanout:
         last = response.get("LastEvaluatedKey")
         return entries, last["sk"]["S"].removeprefix("SUBSCRIPTION#") if last else None
 
-    def _copy(self, change: CatalogChange, entry: dict[str, Any]) -> bool:
+    def _copy(self, change: CatalogChange, copy: Copy, entry: dict[str, Any]) -> bool:
         """Update one subscription's copies; False when its condition says it no longer
         applies (another product or price by now, a newer copy, or the slot is gone)."""
         subscription_id = str(entry["sk"]).removeprefix("SUBSCRIPTION#")
         if change.price_id is None:
             positions = [int(item["position"]) for item in entry["items"]]
             billed, same = ("product", change.product_id)
-            fields: dict[str, Any] = {"product_name": change.name}
             version_field = "name_version"
         else:
             positions = [
                 int(item["position"]) for item in entry["items"] if item["price"] == change.price_id
             ]
             billed, same = ("price", change.price_id)
-            fields = {"lookup_key": change.lookup_key, "nickname": change.nickname}
             version_field = "price_version"
         if not positions:
             return False
         names = {"#slot": slot_attribute(Kind.SUBSCRIPTION, subscription_id), "#items": "items"}
         values: dict[str, AttributeValueTypeDef] = {
             ":billed": {"S": same},
-            ":v": {"N": str(change.version)},
+            ":v": {"N": str(copy.version)},
         }
         sets, conditions = [], []
         for position in positions:
@@ -183,7 +206,7 @@ class CatalogFanout:
                 f" OR {item}.{version_field} <= :v)"
             )
             sets.append(f"{item}.{version_field} = :v")
-            for name, value in fields.items():
+            for name, value in copy.fields.items():
                 values[f":{name}"] = to_attribute(value)
                 sets.append(f"{item}.{name} = :{name}")
         try:
@@ -215,12 +238,18 @@ class FanoutQueue:
         self._client.send_message(QueueUrl=self.queue_url, MessageBody=change.to_json())
 
 
+@cache
+def fanout_queue(queue_url: str) -> FanoutQueue:
+    """One queue (and SQS client) per URL and warm container."""
+    return FanoutQueue(queue_url)
+
+
 def announcer(store: ProjectionStore, queue_url: str | None) -> Callable[[CatalogChange], None]:
     """How the webhook hands a catalog change on: to the fan-out queue when one is
     configured (every deployment), otherwise run to the end in the caller (local runs
     and tests without a queue)."""
     if queue_url:
-        return cast("Callable[[CatalogChange], None]", FanoutQueue(queue_url).announce)
+        return cast("Callable[[CatalogChange], None]", fanout_queue(queue_url).announce)
     fanout = CatalogFanout(store)
 
     def inline(change: CatalogChange) -> None:

@@ -29,7 +29,7 @@ the payload: their fields have the same shape in every version since 2020-03-02.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -154,10 +154,13 @@ def customer_record(obj: Mapping[str, Any], user_metadata_key: str) -> CustomerR
 
 @dataclass(frozen=True)
 class ProductNames:
-    """The stored names of products, with the version each was stored at."""
+    """What a subscription copies from the stored catalog: the products' names with the
+    version each was stored at, and the prices' lookup keys and nicknames (``prices``:
+    price id -> (lookup key, nickname, version))."""
 
     names: Mapping[str, str]
     versions: Mapping[str, int]
+    prices: Mapping[str, tuple[str | None, str | None, int]] = field(default_factory=dict)
 
 
 NO_NAMES = ProductNames({}, {})
@@ -172,17 +175,25 @@ def subscription_record(
     for item in _list_data(obj.get("items")):
         price = _map(item.get("price"))
         product = _id(price.get("product")) or ""
+        price_id = _required_str(price, "id")
         recurring = _map(price.get("recurring"))
+        lookup_key, nickname = _str(price.get("lookup_key")), _str(price.get("nickname"))
+        price_version = version
+        stored = products.prices.get(price_id)
+        if stored is not None and (version is None or stored[2] >= version):
+            # The price changed since (or in the same second as) this event: the
+            # stored values are the newer ones.
+            lookup_key, nickname, price_version = stored
         items.append(
             ItemRecord(
                 id=_required_str(item, "id"),
-                price=_required_str(price, "id"),
+                price=price_id,
                 product=product,
-                lookup_key=_str(price.get("lookup_key")),
-                nickname=_str(price.get("nickname")),
+                lookup_key=lookup_key,
+                nickname=nickname,
                 product_name=products.names.get(product),
                 name_version=products.versions.get(product),
-                price_version=version,
+                price_version=price_version,
                 unit_amount=_int(price.get("unit_amount")),
                 currency=_str(price.get("currency")) or _str(obj.get("currency")) or "",
                 interval=_str(recurring.get("interval")),
@@ -302,6 +313,11 @@ class Change:
         items = _list_data(self.object.get("items"))
         found = {_id(_map(item.get("price")).get("product")) for item in items}
         return tuple(sorted(p for p in found if p))
+
+    @property
+    def prices(self) -> tuple[str, ...]:
+        """The price ids a subscription's items bill (their fields are copied)."""
+        return tuple(sorted({price for _, price in self.item_prices if price}))
 
     @property
     def item_prices(self) -> tuple[tuple[str, str], ...]:

@@ -12,6 +12,9 @@ Items (see ``billing.store`` for the whole key schema):
   invoices; the digest keeps invoice ids out of paging cursors.
 - ``PRICE#<lookup key>`` / ``PRICE`` and ``PRODUCT#<id>`` / ``PRODUCT``: the
   catalog, flat attributes plus ``v`` and ``e``.
+- ``PRICEID#<price id>`` / ``PRICE``: what a subscription item copies of its price
+  (``lookup_key``, ``nickname``), with ``v`` and ``e``, as the price's own events
+  stored it; a late subscription event never copies older values than these.
 - ``EVENT#<event id>`` / ``EVENT``: the dedupe record, written in the same
   transaction as the event's effect.
 - ``SUBSCRIBERS#<product id>`` / ``SUBSCRIPTION#<subscription id>``: the product's
@@ -28,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -70,6 +73,14 @@ def event_key(event_id: str) -> str:
 
 def product_key(product_id: str) -> str:
     return f"PRODUCT#{product_id}"
+
+
+PRICE_RECORD_PREFIX = "PRICEID#"
+PRICE_RECORD = "PRICE"
+
+
+def price_record_key(price_id: str) -> str:
+    return f"{PRICE_RECORD_PREFIX}{price_id}"
 
 
 def subscribers_key(product_id: str) -> str:
@@ -157,12 +168,24 @@ class SubscriberEntry:
 
 
 @dataclass(frozen=True)
-class ProductCheck:
-    """The product's stored record must still be the one read (its version and event)
-    when the transaction commits: a rename committed meanwhile, even in the same second,
-    makes the writer read the new name again."""
+class CatalogCheck:
+    """A catalog record a subscription copied fields from (a product's name, a price's
+    lookup key and nickname) must still be the one read when the transaction commits:
+    its version and event, or still absent (``version`` None). A change committed
+    meanwhile, even in the same second, makes the writer read it again."""
 
-    product_id: str
+    pk: str
+    sk: str
+    version: int | None
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredPrice:
+    """A price's fields that snapshots copy, as the price's own events last stored them."""
+
+    lookup_key: str | None
+    nickname: str | None
     version: int
     event_id: str
 
@@ -192,6 +215,7 @@ class Context:
     retired: bool = False  # the customer was deleted in Stripe: its link is history
     product_versions: dict[str, int] = field(default_factory=dict)
     product_events: dict[str, str] = field(default_factory=dict)  # the event each was from
+    prices: dict[str, StoredPrice] = field(default_factory=dict)  # by price id
 
 
 @dataclass(frozen=True)
@@ -209,9 +233,16 @@ class ProjectionStore(BillingStore):
 
     # --- webhook path ---------------------------------------------------------------------
 
-    def context(self, customer_id: str | None, product_ids: Sequence[str]) -> Context:
-        """The customer's linked user and the known product names, in one request."""
+    def context(
+        self,
+        customer_id: str | None,
+        product_ids: Sequence[str],
+        price_ids: Sequence[str] = (),
+    ) -> Context:
+        """The customer's linked user, and the stored product names and price fields a
+        subscription copies, in one request."""
         keys = [{"pk": {"S": product_key(p)}, "sk": {"S": PRODUCT}} for p in product_ids]
+        keys += [{"pk": {"S": price_record_key(p)}, "sk": {"S": PRICE_RECORD}} for p in price_ids]
         if customer_id is not None:
             keys.append({"pk": {"S": customer_key(customer_id)}, "sk": {"S": LINK}})
         if not keys:
@@ -222,22 +253,27 @@ class ProjectionStore(BillingStore):
             response = self.client.batch_get_item(RequestItems=request)
             found.extend(response.get("Responses", {}).get(self.table_name, []))
             request = dict(response.get("UnprocessedKeys") or {})
-        user_id = None
-        retired = False
-        names: dict[str, str] = {}
-        versions: dict[str, int] = {}
-        events: dict[str, str] = {}
+        context = Context(None, {})
         for item in found:
             pk = item["pk"]["S"]
             if pk.startswith("CUSTOMER#"):
-                user_id = item["user_id"]["S"]
-                retired = "retired_at" in item
+                context = replace(
+                    context, user_id=item["user_id"]["S"], retired="retired_at" in item
+                )
+            elif pk.startswith(PRICE_RECORD_PREFIX):
+                stored = from_item(item)
+                context.prices[pk.removeprefix(PRICE_RECORD_PREFIX)] = StoredPrice(
+                    stored.get("lookup_key"),
+                    stored.get("nickname"),
+                    int(stored["v"]),
+                    str(stored["e"]),
+                )
             elif not item.get("deleted", {}).get("BOOL"):
                 product_id = pk.removeprefix("PRODUCT#")
-                names[product_id] = item["name"]["S"]
-                versions[product_id] = int(item["v"]["N"])
-                events[product_id] = item["e"]["S"]
-        return Context(user_id, names, retired, versions, events)
+                context.product_names[product_id] = item["name"]["S"]
+                context.product_versions[product_id] = int(item["v"]["N"])
+                context.product_events[product_id] = item["e"]["S"]
+        return context
 
     def commit(
         self,
@@ -248,7 +284,7 @@ class ProjectionStore(BillingStore):
         link: LinkWrite | None = None,
         guard: Guard | None = None,
         retire: RetireWrite | None = None,
-        checks: Sequence[ProductCheck] = (),
+        checks: Sequence[CatalogCheck] = (),
         subscribers: Sequence[SubscriberEntry] = (),
         retention_seconds: int,
         now: int | None = None,
@@ -272,7 +308,7 @@ class ProjectionStore(BillingStore):
             items.extend(self._retire_writes(retire, now))
         link_count = len(items) - 1
         items.extend(self._write_item(w) for w in writes)
-        items.extend(self._product_check(check) for check in checks)
+        items.extend(self._catalog_check(check) for check in checks)
         items.extend(self._subscriber_put(entry) for entry in subscribers)
         try:
             self.client.transact_write_items(TransactItems=items)
@@ -342,15 +378,24 @@ class ProjectionStore(BillingStore):
             }
         }
 
-    def _product_check(self, check: ProductCheck) -> TransactWriteItemTypeDef:
+    def _catalog_check(self, check: CatalogCheck) -> TransactWriteItemTypeDef:
+        key: dict[str, AttributeValueTypeDef] = {"pk": {"S": check.pk}, "sk": {"S": check.sk}}
+        if check.version is None:
+            return {
+                "ConditionCheck": {
+                    "TableName": self.table_name,
+                    "Key": key,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
         return {
             "ConditionCheck": {
                 "TableName": self.table_name,
-                "Key": {"pk": {"S": product_key(check.product_id)}, "sk": {"S": PRODUCT}},
+                "Key": key,
                 "ConditionExpression": "v = :v AND e = :e",
                 "ExpressionAttributeValues": {
                     ":v": {"N": str(check.version)},
-                    ":e": {"S": check.event_id},
+                    ":e": {"S": check.event_id or ""},
                 },
             }
         }

@@ -42,19 +42,21 @@ from billing.projection import (
     product_record,
 )
 from billing.projection_store import (
+    PRICE_RECORD,
     PRODUCT,
     SNAPSHOT,
+    CatalogCheck,
     CommitStatus,
     Context,
     Guard,
     LinkWrite,
-    ProductCheck,
     ProjectionStore,
     RetireWrite,
     Slot,
     SubscriberEntry,
     Write,
     invoice_sort_key,
+    price_record_key,
     product_key,
     slot_attribute,
 )
@@ -196,15 +198,27 @@ class WebhookProcessor:
 
     def _apply(self, event: StripeEvent, change: Change) -> Outcome:
         allow_equal = False
+        lost: set[Slot] = set()  # secondary writes that lost to newer state: left out
         for attempt in range(_ATTEMPTS):
-            context = self.store.context(change.customer, change.products)
+            context = self.store.context(change.customer, change.products, change.prices)
             route = self._route(change, context)
             if isinstance(route, Outcome):
                 return self._record_only(event, route)
             user_id, link, guard = route
-            products = ProductNames(dict(context.product_names), dict(context.product_versions))
+            products = ProductNames(
+                dict(context.product_names),
+                dict(context.product_versions),
+                {p: (s.lookup_key, s.nickname, s.version) for p, s in context.prices.items()},
+            )
             fetched = self._fetch_missing_products(event, change, products)
-            writes = [*fetched, *self._writes(event, change, user_id, products, allow_equal)]
+            writes = [
+                write
+                for write in (
+                    *fetched,
+                    *self._writes(event, change, user_id, products, allow_equal),
+                )
+                if write.slot not in lost
+            ]
             if not writes and link is None:
                 return self._record_only(event, Outcome.APPLIED)
             checks, subscribers = self._catalog_ties(change, user_id, context, products)
@@ -233,11 +247,16 @@ class WebhookProcessor:
                     return self._record_only(event, Outcome.UNLINKED)
                 case CommitStatus.OUTDATED:
                     stored = result.outdated.get(self._main_slot(change, user_id))
-                    if stored is None:  # only a fetched product lost: someone stored newer
+                    if stored is None:
+                        # Only a secondary write lost (a fetched product, or a lookup key
+                        # another price holds): someone stored newer; retry without it.
+                        lost.update(result.outdated)
                         continue
                     version, stored_event = stored
                     if version > event.created or stored_event == event.id:
-                        return self._record_only(event, Outcome.STALE)
+                        outcome = self._record_only(event, Outcome.STALE)
+                        self._announce_catalog_change(event, change)
+                        return outcome
                     # Same second, another event: the order is in doubt.
                     change = self._refetch(change)
                     allow_equal = True
@@ -281,18 +300,30 @@ class WebhookProcessor:
         return [Write(slot, event.created, event.id, fields, allow_equal)]
 
     @staticmethod
+    @staticmethod
     def _catalog_ties(
         change: Change, user_id: str | None, context: Context, products: ProductNames
-    ) -> tuple[list[ProductCheck], list[SubscriberEntry]]:
-        """For a subscription: the stored product versions its names were copied from
-        (unchanged at commit, or the write is retried), and its subscriber-index entries."""
+    ) -> tuple[list[CatalogCheck], list[SubscriberEntry]]:
+        """For a subscription: the stored catalog records its copies come from (unchanged
+        at commit, or the write is retried with what changed), and its entries in the
+        products' subscriber indexes."""
         if change.kind is not Kind.SUBSCRIPTION or user_id is None:
             return [], []
         checks = [
-            ProductCheck(product_id, version, context.product_events[product_id])
-            for product_id, version in context.product_versions.items()
-            if product_id in change.products
+            CatalogCheck(product_key(product), PRODUCT, version, context.product_events[product])
+            for product, version in context.product_versions.items()
+            if product in change.products
         ]
+        for price_id in change.prices:
+            stored = context.prices.get(price_id)
+            checks.append(
+                CatalogCheck(
+                    price_record_key(price_id),
+                    PRICE_RECORD,
+                    stored.version if stored else None,
+                    stored.event_id if stored else None,
+                )
+            )
         billed: dict[str, list[tuple[int, str]]] = {}
         for position, (product_id, price_id) in enumerate(change.item_prices):
             billed.setdefault(product_id, []).append((position, price_id))
@@ -305,27 +336,20 @@ class WebhookProcessor:
 
     def _announce_catalog_change(self, event: StripeEvent, change: Change) -> None:
         """Hand a change of the fields snapshots copy (a product's name, a price's lookup
-        key or nickname) to the catalog fan-out."""
+        key or nickname) to the catalog fan-out, which copies what is stored *now*: so
+        this is safe to repeat, and also done for an event that lost to a newer one (a
+        rename delivered after a later event of the product carried the new name)."""
         previous = event.data.previous_attributes or {}
-        if change.kind is Kind.PRODUCT and "name" in previous and not change.deleted:
-            self.announce(
-                CatalogChange(
-                    product_id=change.object_id,
-                    version=event.created,
-                    name=product_record(change.object).name,
-                )
-            )
+        if change.kind is Kind.PRODUCT and "name" in previous:
+            self.announce(CatalogChange(product_id=change.object_id, version=event.created))
         elif change.kind is Kind.PRICE and {"lookup_key", "nickname"} & previous.keys():
-            price = price_record(change.object, deleted=change.deleted)
-            self.announce(
-                CatalogChange(
-                    product_id=price.product,
-                    version=event.created,
-                    price_id=change.object_id,
-                    lookup_key=price.lookup_key,
-                    nickname=price.nickname,
+            product = price_record(change.object).product
+            if product:
+                self.announce(
+                    CatalogChange(
+                        product_id=product, version=event.created, price_id=change.object_id
+                    )
                 )
-            )
 
     def _retire_customer(self, event: StripeEvent, change: Change) -> Outcome:
         """``customer.deleted``: the user is unlinked from the customer for good (the
@@ -373,23 +397,29 @@ class WebhookProcessor:
                 created = int(change.object["created"])
                 return Slot(user_key(user_id or ""), invoice_sort_key(created, change.object_id))
             case Kind.PRICE:
-                return Slot(price_key(change.object.get("lookup_key") or ""), PRICE)
+                return Slot(price_record_key(change.object_id), PRICE_RECORD)
             case Kind.PRODUCT:
                 return Slot(product_key(change.object_id), PRODUCT)
 
     def _price_writes(
         self, event: StripeEvent, change: Change, slot: Slot, allow_equal: bool
     ) -> list[Write]:
+        """The price's own record (what subscriptions copy of it) and, when it has a
+        lookup key, the catalog entry under that key."""
         previous = (event.data.previous_attributes or {}).get("lookup_key")
-        current = change.object.get("lookup_key")
+        record = price_record(change.object, deleted=change.deleted)
+        current = record.lookup_key
         if previous and previous != current:
             # The key moved to another price or was removed: this price no
             # longer answers to it (idempotent, before the transaction).
             self.store.release_lookup_key(previous, change.object_id, event.created)
-        if not current:
-            return []
-        price = price_record(change.object, deleted=change.deleted).catalog_price(change.object_id)
-        return [Write(slot, event.created, event.id, price_to_fields(price), allow_equal)]
+        copied = {"lookup_key": current, "nickname": record.nickname, "product": record.product}
+        writes = [Write(slot, event.created, event.id, copied, allow_equal)]
+        if current:
+            catalog = Slot(price_key(current), PRICE)
+            fields = price_to_fields(record.catalog_price(change.object_id))
+            writes.append(Write(catalog, event.created, event.id, fields, allow_equal))
+        return writes
 
     def _record_only(self, event: StripeEvent, outcome: Outcome) -> Outcome:
         first = self.store.record_event(
