@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from billing.projection_store import projection_store_for_table
 from functions.billing.app import lambda_handler as billing_handler
 from functions.portal_session.app import lambda_handler as portal_handler
 from tests.conftest import TABLE
@@ -240,3 +241,34 @@ def test_a_saved_card_of_a_deleted_customer_is_acknowledged_not_retried_forever(
     result = deliver(succeeded)
     assert result.status == 200, result.raw
     assert result.body["outcome"] == "retired"
+
+
+def test_a_link_written_while_the_deletion_is_processed_is_retired_too(
+    hooks: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """customer.deleted reads "no link", then a link commits before its write: the
+    retirement reads again and unlinks the user as well, so no user is left linked to
+    a customer Stripe no longer has."""
+    customer = hooks.client.v1.customers.create(
+        params={"email": "race@example.com", "metadata": {"user_id": "user-linking"}}
+    ).to_dict()
+    store = projection_store_for_table(TABLE)
+    original = type(store).context
+    linked = False
+
+    def link_after_the_first_read(self: Any, *args: Any) -> Any:
+        nonlocal linked
+        read = original(self, *args)
+        if not linked:
+            linked = True
+            assert store.link_customer("user-linking", customer["id"]) == customer["id"]
+        return read
+
+    monkeypatch.setattr(type(store), "context", link_after_the_first_read)
+    deleted = stripe_event(
+        "customer.deleted", customer, created=int(time.time()), event_id="evt_deleted_race"
+    )
+    assert deliver(deleted).body["outcome"] == "applied"
+    assert linked
+    assert link_of("user-linking") is None
+    assert item(f"CUSTOMER#{customer['id']}", "LINK")["retired_reason"]["S"] == "deleted_in_stripe"

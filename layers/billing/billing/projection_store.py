@@ -429,7 +429,7 @@ class ProjectionStore(BillingStore):
         args = (self.table_name, retire.user_id, retire.customer_id)
         if retire.linked:
             return retire_items(*args, reason=DELETED_IN_STRIPE, now=now)
-        return [retired_customer_item(*args, reason=DELETED_IN_STRIPE, now=now)]
+        return [retired_customer_item(*args, reason=DELETED_IN_STRIPE, now=now, unlinked=True)]
 
     def _write_item(self, write: Write) -> TransactWriteItemTypeDef:
         op = "<=" if write.allow_equal else "<"

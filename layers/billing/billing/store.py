@@ -164,19 +164,23 @@ class BillingStore:
 
     def retire_link(self, user_id: str, customer_id: str, *, reason: str) -> None:
         """Unlink ``user_id`` from ``customer_id`` for good (the customer is gone from
-        Stripe); idempotent. The next request that needs a customer creates a new one."""
-        try:
-            self.client.transact_write_items(
-                TransactItems=retire_items(
-                    self.table_name, user_id, customer_id, reason=reason, now=int(time.time())
-                )
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            if self.customer_for_user(user_id) == customer_id:
-                raise Conflict("The billing account is being changed; retry.") from None
-            # Already retired (or relinked) by a concurrent request or the webhook.
+        Stripe); idempotent. The next request that needs a customer creates a new one.
+
+        Two conditional updates, each a no-op once done, so a retirement interrupted
+        between them (or half done by the webhook) is finished by the next call: first
+        the customer's link is marked retired, which keeps any later write of that
+        customer out of the user's partition, then the user loses it.
+        """
+        customer_side, user_side = retire_items(
+            self.table_name, user_id, customer_id, reason=reason, now=int(time.time())
+        )
+        for step in (customer_side, user_side):
+            update = cast("Any", step["Update"])
+            try:
+                self.client.update_item(**update)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
 
     def skip_generation(self, user_id: str, generation: int) -> None:
         """Move an unlinked user's generation past ``generation`` (no-op if it moved)."""
@@ -274,10 +278,11 @@ def link_items(
 def retire_items(
     table_name: str, user_id: str, customer_id: str, *, reason: str, now: int
 ) -> list[TransactWriteItemTypeDef]:
-    """The two writes that retire a linked customer (in this order): the user loses it
-    and its generation moves on; the customer's link is kept, marked retired."""
+    """The two writes that retire a linked customer (in this order): the customer's link
+    is kept, marked retired; the user loses it and its generation moves on."""
     stamp: AttributeValueTypeDef = {"N": str(now)}
     return [
+        retired_customer_item(table_name, user_id, customer_id, reason=reason, now=now),
         {
             "Update": {
                 "TableName": table_name,
@@ -295,15 +300,22 @@ def retire_items(
                 },
             }
         },
-        retired_customer_item(table_name, user_id, customer_id, reason=reason, now=now),
     ]
 
 
 def retired_customer_item(
-    table_name: str, user_id: str, customer_id: str, *, reason: str, now: int
+    table_name: str,
+    user_id: str,
+    customer_id: str,
+    *,
+    reason: str,
+    now: int,
+    unlinked: bool = False,
 ) -> TransactWriteItemTypeDef:
-    """The customer's link, marked retired (also for a customer no user was linked to yet,
-    so a late event of it cannot link it)."""
+    """The customer's link, marked retired. ``unlinked``: the customer was linked to no
+    user when read, and must still be unlinked at commit (a link written meanwhile makes
+    the retirement read again and retire both sides); kept so a late event of it cannot
+    link it."""
     return {
         "Update": {
             "TableName": table_name,
@@ -312,7 +324,7 @@ def retired_customer_item(
                 "SET user_id = :u, retired_at = :now, retired_reason = :reason, "
                 "linked_at = if_not_exists(linked_at, :now)"
             ),
-            "ConditionExpression": _CUSTOMER_LINK_OPEN,
+            "ConditionExpression": "attribute_not_exists(pk)" if unlinked else _CUSTOMER_LINK_OPEN,
             "ExpressionAttributeValues": {
                 ":u": {"S": user_id},
                 ":now": {"N": str(now)},

@@ -28,7 +28,7 @@ from aws_lambda_powertools import Logger
 
 from billing.catalog_fanout import CatalogChange
 from billing.errors import CustomerMissing, InvalidSignature, StorageBusy
-from billing.event_registry import SHAPE_CHANGES_WITH_VERSION, Fold, handled_type
+from billing.event_registry import SHAPE_CHANGES_WITH_VERSION, Fold, HandledType, handled_type
 from billing.projection import (
     Change,
     ProductNames,
@@ -165,17 +165,24 @@ class WebhookProcessor:
                 case Fold.RETIRE_CUSTOMER:
                     return self._retire_customer(event, change_for(event, entry))
                 case Fold.UPSERT | Fold.TOMBSTONE:
-                    change = change_for(event, entry)
-                    if entry.updates in SHAPE_CHANGES_WITH_VERSION and not _pinned(event):
-                        # Its fields may sit elsewhere in that version: read it in ours.
-                        change = self._refetch(change)
-                    return self._apply(event, change)
+                    return self._fold(event, entry)
         except UnreadableObject as error:
             logger.warning(
                 "Event object unreadable; acknowledged without a change",
                 extra={"event_id": event.id, "type": event.type, "reason": str(error)},
             )
             return self._record_only(event, Outcome.UNREADABLE)
+
+    def _fold(self, event: StripeEvent, entry: HandledType) -> Outcome:
+        """An upsert or tombstone. An event rendered in another API version may keep its
+        fields elsewhere: its object is read in ours first (not for a redelivery, which
+        needs no Stripe call)."""
+        change = change_for(event, entry)
+        if entry.updates in SHAPE_CHANGES_WITH_VERSION and not _pinned(event):
+            if self.store.event_seen(event.id, now=int(self.clock())):
+                return Outcome.DUPLICATE
+            change = self._refetch(change)
+        return self._apply(event, change)
 
     def apply_object(
         self, kind: Kind, obj: dict[str, Any], *, version: int, source: str
