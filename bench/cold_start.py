@@ -109,6 +109,9 @@ _DUMMY_ENV = {
     "PORTAL_CONFIGURATION_ID": "bpc_bench",
     "PORTAL_FLOWS": "payment_method_update,subscription_cancel,subscription_update",
     "STRIPE_LIVEMODE": "false",
+    "CANCEL_RETENTION_COUPON": "",
+    "PORTAL_SESSION_RECOVERY": "false",
+    "CATALOG_FANOUT_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/bench-fanout",
 }
 
 

@@ -24,6 +24,7 @@ from bench.stack import TABLE, Stack
 from billing.projection import ProductNames, change_from_object
 from billing.projection_store import (
     SNAPSHOT,
+    Guard,
     Slot,
     Write,
     projection_store_for_table,
@@ -32,6 +33,7 @@ from billing.projection_store import (
 from billing.records import Kind
 from billing.snapshot_settings import get_snapshot_settings
 from billing.store import user_key
+from billing.webhooks import WebhookProcessor
 from functions.billing.app import lambda_handler as billing_handler
 from functions.webhook.app import lambda_handler as webhook_handler
 from tests.support.events import http_event
@@ -182,9 +184,10 @@ class _Throughput:
         self.stack, self.customer, self.state = stack, customer, state
         self.change = change_from_object(Kind.SUBSCRIPTION, state)
         self.store = projection_store_for_table(TABLE)
-        context = self.store.context(customer, self.change.products)
-        names = ProductNames(context.product_names, context.product_versions)
-        self.record = self.change.record("user_id", names).stored()
+        context = self.store.context(customer, self.change.products, self.change.prices)
+        prices = {p: (s.lookup_key, s.nickname, s.version) for p, s in context.prices.items()}
+        self.names = ProductNames(context.product_names, context.product_versions, prices)
+        self.record = self.change.record("user_id", self.names).stored()
         self.client = boto3.client("dynamodb")
         self.context = LambdaContext()
 
@@ -215,12 +218,21 @@ class _Throughput:
             )
 
         def requests(i: int) -> None:
-            self.store.context(self.customer, self.change.products)
+            # The same two requests, with the same transaction items the handler sends:
+            # the link guard, the catalog checks and the subscriber-index entries.
+            change = self.change
+            context = self.store.context(self.customer, change.products, change.prices)
             event_id = f"evt_pair{number}x{i}"
+            checks, subscribers = WebhookProcessor._catalog_ties(
+                change, context.user_id, context, self.names
+            )
             self.store.commit(
                 event_id,
                 "customer.subscription.updated",
                 [Write(slot, i + 1, event_id, self.record)],
+                guard=Guard(context.user_id or "", self.customer),
+                checks=checks,
+                subscribers=subscribers,
                 retention_seconds=7 * 86400,
             )
 
