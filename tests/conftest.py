@@ -12,6 +12,7 @@ import requests
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
+from billing.catalog_fanout import fanout_queue
 from billing.projection_store import projection_store_for_table
 from billing.secrets import secrets_provider
 from billing.settings import (
@@ -146,6 +147,7 @@ def forget_cached_clients() -> None:
     get_backfill_settings.cache_clear()
     get_fanout_settings.cache_clear()
     projection_store_for_table.cache_clear()
+    fanout_queue.cache_clear()
     aws_session.cache_clear()
     reset_stripe_client()
     secrets_provider.cache_clear()

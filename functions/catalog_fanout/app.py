@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import SQSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.catalog_fanout import CatalogChange, CatalogFanout, FanoutQueue
+from billing.catalog_fanout import CatalogChange, CatalogFanout, fanout_queue
 from billing.library_logs import cap_library_loggers
 from billing.projection_store import projection_store_for_table
 from billing.settings import get_fanout_settings
@@ -35,5 +35,5 @@ def lambda_handler(event: SQSEvent, context: LambdaContext) -> dict[str, Any]:
             extra={"updated": report.updated, "skipped": report.skipped, "more": bool(report.rest)},
         )
         if report.rest is not None:
-            FanoutQueue(settings.catalog_fanout_queue_url).announce(report.rest)
+            fanout_queue(settings.catalog_fanout_queue_url).announce(report.rest)
     return {"updated": updated}

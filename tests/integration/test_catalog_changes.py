@@ -15,17 +15,14 @@ import pytest
 
 from billing.catalog_fanout import HANDOVER_MARGIN_SECONDS, CatalogChange, CatalogFanout
 from billing.projection_store import projection_store_for_table
-from functions.billing.app import lambda_handler as billing_handler
 from functions.catalog_fanout.app import lambda_handler as fanout_handler
 from sandbox.queues import SqsEventSource
 from tests.conftest import TABLE, forget_cached_clients
 from tests.security.stack import TABLE_ARN, function_roles, sam_transform
 from tests.support.aws import dynamodb_calls, template
-from tests.support.events import http_event
-from tests.support.lambda_context import HttpResult, invoke
-from tests.support.portal import subscribed_user
+from tests.support.portal import snapshot, subscribed_user
 from tests.support.stripe_seed import Account
-from tests.support.webhooks import deliver, events_from_changes, stripe_event
+from tests.support.webhooks import StandinChanges, deliver, stripe_event
 
 
 @pytest.fixture
@@ -42,32 +39,7 @@ def queue(hooks: Account, monkeypatch: pytest.MonkeyPatch) -> SqsEventSource:
     return SqsEventSource(url, fanout_handler, function_name="catalog-fanout", timeout=300)
 
 
-def billing(user: str) -> HttpResult:
-    return invoke(billing_handler, http_event("billing/get_billing", user=user))
-
-
-class Delivered:
-    """Delivers the stand-in's recorded changes that were not delivered yet, in order."""
-
-    def __init__(self, account: Account) -> None:
-        self.account = account
-        self.seen = 0
-
-    def pending(self) -> list[dict[str, Any]]:
-        """The events not taken yet, now taken (not delivered)."""
-        changes = self.account.changes()
-        fresh, self.seen = changes[self.seen :], len(changes)
-        return events_from_changes(fresh)
-
-    def flush(self) -> list[dict[str, Any]]:
-        events = self.pending()
-        for event in events:
-            result = deliver(event)
-            assert result.status == 200, result.raw
-        return events
-
-
-def subscribers(account: Account, delivered: Delivered, count: int) -> list[str]:
+def subscribers(account: Account, delivered: StandinChanges, count: int) -> list[str]:
     users = [f"user-{n:03d}" for n in range(count)]
     for user in users:
         subscribed_user(account, user)
@@ -76,7 +48,7 @@ def subscribers(account: Account, delivered: Delivered, count: int) -> list[str]
 
 
 def plan_names(users: list[str]) -> set[str]:
-    return {billing(user).body["plan"]["name"] for user in users}
+    return {snapshot(user).body["plan"]["name"] for user in users}
 
 
 def waiting(queue: SqsEventSource) -> int:
@@ -89,7 +61,7 @@ def waiting(queue: SqsEventSource) -> int:
 def test_a_rename_reaches_every_subscriber_through_the_fanout_queue(
     hooks: Account, queue: SqsEventSource
 ) -> None:
-    delivered = Delivered(hooks)
+    delivered = StandinChanges(hooks)
     users = subscribers(hooks, delivered, 12)
     assert plan_names(users) == {"Pro"}
 
@@ -110,13 +82,13 @@ def test_a_rename_reaches_every_subscriber_through_the_fanout_queue(
     allowed = role.actions_on(TABLE_ARN, "dynamodb:")
     assert {f"dynamodb:{call}" for call in fanout_calls} <= allowed, allowed
     with dynamodb_calls(projection_store_for_table(TABLE).client) as reads:
-        body = billing(users[0]).body
+        body = snapshot(users[0]).body
     assert reads == ["Query"], "still one request per snapshot"
     assert body["subscriptions"][0]["plan"]["name"] == "Pro 2027"
 
 
 def test_without_a_queue_the_change_is_copied_in_the_webhook(hooks: Account) -> None:
-    delivered = Delivered(hooks)
+    delivered = StandinChanges(hooks)
     users = subscribers(hooks, delivered, 3)
     hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Pro Max"})
     delivered.flush()
@@ -126,7 +98,7 @@ def test_without_a_queue_the_change_is_copied_in_the_webhook(hooks: Account) -> 
 def test_a_price_nickname_and_lookup_key_change_reach_the_snapshot(
     hooks: Account, queue: SqsEventSource
 ) -> None:
-    delivered = Delivered(hooks)
+    delivered = StandinChanges(hooks)
     [user] = subscribers(hooks, delivered, 1)
     price = hooks.prices["pro_monthly"]
     hooks.client.v1.prices.update(
@@ -134,7 +106,7 @@ def test_a_price_nickname_and_lookup_key_change_reach_the_snapshot(
     )
     delivered.flush()
     queue.drain()
-    plan = billing(user).body["plan"]
+    plan = snapshot(user).body["plan"]
     assert plan["lookup_key"] == "pro_monthly_2027"
     assert plan["name"] == "Pro"  # the product's name still comes first
 
@@ -142,7 +114,7 @@ def test_a_price_nickname_and_lookup_key_change_reach_the_snapshot(
 def test_a_long_fanout_hands_over_and_resumes_where_it_stopped(
     hooks: Account, queue: SqsEventSource
 ) -> None:
-    delivered = Delivered(hooks)
+    delivered = StandinChanges(hooks)
     users = subscribers(hooks, delivered, 7)
     hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Pro XL"})
     [renamed] = delivered.flush()
@@ -169,7 +141,7 @@ def test_a_late_subscription_event_never_brings_back_an_older_lookup_key(
 ) -> None:
     """A retried subscription event from before the price change copies the stored
     price record, not the older price it carries."""
-    delivered = Delivered(hooks)
+    delivered = StandinChanges(hooks)
     subscribed_user(hooks, "user-late")
     hour_ago = int(time.time()) - 3600
     for event in delivered.pending():  # the history happened an hour ago
@@ -180,7 +152,7 @@ def test_a_late_subscription_event_never_brings_back_an_older_lookup_key(
     )
     delivered.flush()  # the price change, now
     queue.drain()
-    assert billing("user-late").body["plan"]["lookup_key"] == "pro_monthly_v2"
+    assert snapshot("user-late").body["plan"]["lookup_key"] == "pro_monthly_v2"
 
     late = stripe_event(
         "customer.subscription.updated",
@@ -189,13 +161,13 @@ def test_a_late_subscription_event_never_brings_back_an_older_lookup_key(
         event_id="evt_late_retry",
     )
     assert deliver(late).body["outcome"] == "applied"
-    assert billing("user-late").body["plan"]["lookup_key"] == "pro_monthly_v2"
+    assert snapshot("user-late").body["plan"]["lookup_key"] == "pro_monthly_v2"
 
 
 def test_a_rename_delivered_after_a_later_event_of_the_product_still_reaches_subscribers(
     hooks: Account, queue: SqsEventSource
 ) -> None:
-    delivered = Delivered(hooks)
+    delivered = StandinChanges(hooks)
     users = subscribers(hooks, delivered, 2)
     hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Pro Team"})
     hooks.client.v1.products.update(hooks.products["Pro"], params={"description": "For teams"})
@@ -212,7 +184,7 @@ def test_a_subscription_written_while_its_product_is_renamed_keeps_the_new_name(
 ) -> None:
     """The subscription's transaction checks the product version it copied the name from:
     a rename that commits between its read and its write makes it read again."""
-    delivered = Delivered(hooks)
+    delivered = StandinChanges(hooks)
     subscription = subscribed_user(hooks, "user-race")
     delivered.flush()
     hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Renamed meanwhile"})
@@ -239,4 +211,4 @@ def test_a_subscription_written_while_its_product_is_renamed_keeps_the_new_name(
     monkeypatch.setattr(store_type, "context", rename_after_the_first_read)
     assert deliver(update).body["outcome"] == "applied"
     assert reads >= 3, "the subscription's write was retried after the rename"
-    assert billing("user-race").body["plan"]["name"] == "Renamed meanwhile"
+    assert snapshot("user-race").body["plan"]["name"] == "Renamed meanwhile"

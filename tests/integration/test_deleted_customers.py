@@ -15,14 +15,13 @@ import boto3
 import pytest
 
 from billing.projection_store import projection_store_for_table
-from functions.billing.app import lambda_handler as billing_handler
 from functions.portal_session.app import lambda_handler as portal_handler
 from tests.conftest import TABLE
 from tests.support.events import http_event
 from tests.support.lambda_context import HttpResult, invoke
-from tests.support.portal import STRIPE_ID, link_of, post, subscribed_user
+from tests.support.portal import STRIPE_ID, link_of, post, snapshot, subscribed_user
 from tests.support.stripe_seed import Account
-from tests.support.webhooks import deliver, events_from_changes, stripe_event, table_items
+from tests.support.webhooks import StandinChanges, deliver, stripe_event, table_items
 
 
 @pytest.fixture
@@ -30,30 +29,8 @@ def hooks(webhook_deployment: dict[str, Any], account: Account) -> Account:
     return account
 
 
-def billing(user: str) -> HttpResult:
-    return invoke(billing_handler, http_event("billing/get_billing", user=user))
-
-
 def setup_intent(user: str) -> HttpResult:
     return invoke(portal_handler, http_event("portal_session/post_setup_intent", user=user))
-
-
-class Delivered:
-    """Delivers the stand-in's recorded changes that were not delivered yet, in order."""
-
-    def __init__(self, account: Account) -> None:
-        self.account = account
-        self.seen = 0
-
-    def flush(self) -> list[str]:
-        changes = self.account.changes()
-        fresh, self.seen = changes[self.seen :], len(changes)
-        outcomes = []
-        for event in events_from_changes(fresh):
-            result = deliver(event)
-            assert result.status == 200, result.raw
-            outcomes.append(f"{event['type']}:{result.body['outcome']}")
-        return outcomes
 
 
 def item(pk: str, sk: str) -> dict[str, Any]:
@@ -86,19 +63,19 @@ def assert_free(body: dict[str, Any]) -> None:
 def test_customer_deleted_frees_the_user_and_the_next_session_makes_a_new_customer(
     hooks: Account,
 ) -> None:
-    delivered = Delivered(hooks)
+    delivered = StandinChanges(hooks)
     subscription = subscribed_user(hooks, "user-gdpr")
     old = str(subscription.customer)
     delivered.flush()
-    before = billing("user-gdpr").body
+    before = snapshot("user-gdpr").body
     assert before["status"] == "active"
     assert before["invoices"]["data"]
 
     hooks.client.v1.customers.delete(old)
-    outcomes = delivered.flush()
-    assert "customer.deleted:applied" in outcomes
+    delivered.flush()
+    assert "customer.deleted:applied" in delivered.outcomes
 
-    assert_free(billing("user-gdpr").body)
+    assert_free(snapshot("user-gdpr").body)
     assert records_of(old) == [], "the deleted customer's records left the partition"
     history = item(f"CUSTOMER#{old}", "LINK")
     assert history["user_id"]["S"] == "user-gdpr"
@@ -127,7 +104,7 @@ def test_customer_deleted_frees_the_user_and_the_next_session_makes_a_new_custom
     assert link_of("user-gdpr") == new
     assert records_of(old) == []
     delivered.flush()
-    assert billing("user-gdpr").body["status"] == "none"
+    assert snapshot("user-gdpr").body["status"] == "none"
 
     again = deliver(
         stripe_event(
@@ -144,7 +121,7 @@ def test_customer_deleted_frees_the_user_and_the_next_session_makes_a_new_custom
 def test_no_such_customer_from_stripe_retires_the_link_and_heals_at_once(
     hooks: Account,
 ) -> None:
-    delivered = Delivered(hooks)
+    delivered = StandinChanges(hooks)
     subscription = subscribed_user(hooks, "user-healed")
     old = str(subscription.customer)
     delivered.flush()
@@ -163,11 +140,11 @@ def test_no_such_customer_from_stripe_retires_the_link_and_heals_at_once(
     assert new not in (None, old)
 
     # The deletion's own events arrive late: nothing of the old customer comes back.
-    outcomes = delivered.flush()
-    assert "customer.deleted:retired" in outcomes
+    delivered.flush()
+    assert "customer.deleted:retired" in delivered.outcomes
     assert link_of("user-healed") == new
     assert records_of(old) == []
-    body = billing("user-healed").body
+    body = snapshot("user-healed").body
     assert body["status"] == "none"
     assert body["invoices"]["data"] == []
 

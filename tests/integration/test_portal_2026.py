@@ -14,13 +14,10 @@ import stripe
 
 from billing.portal_config import ConfigurationInvalid, parse_portal_configuration, stripe_params
 from billing.stripe_enums import FLOW_TYPES
-from functions.billing.app import lambda_handler as billing_handler
 from tests.conftest import forget_cached_clients
-from tests.support.events import http_event
-from tests.support.lambda_context import invoke
-from tests.support.portal import STRIPE_ID, linked_user, post
+from tests.support.portal import STRIPE_ID, linked_user, post, snapshot
 from tests.support.stripe_seed import Account
-from tests.support.webhooks import deliver, events_from_changes
+from tests.support.webhooks import StandinChanges
 
 
 def full_configuration(account: Account) -> str:
@@ -233,25 +230,14 @@ def hooked_portal(portal: Account, webhook_deployment: dict[str, Any]) -> Accoun
     return portal
 
 
-def deliver_changes(account: Account, since: int) -> int:
-    """Deliver the stand-in's changes from ``since`` on as signed webhooks; the new mark."""
-    changes = account.changes()
-    for event in events_from_changes(changes[since:]):
-        assert deliver(event).status == 200
-    return len(changes)
-
-
-def billing(user: str) -> Any:
-    return invoke(billing_handler, http_event("billing/get_billing", user=user)).body
-
-
 def test_a_customer_pauses_in_the_portal_and_the_snapshot_says_paused(
     hooked_portal: Account,
 ) -> None:
     account = hooked_portal
     sub = subscription(account, "user-pauses", mode="flexible")
-    mark = deliver_changes(account, 0)
-    before = billing("user-pauses")
+    changes = StandinChanges(account)
+    changes.flush()
+    before = snapshot("user-pauses").body
     assert before["actions"]["subscription_pause"] is True
 
     url = post({"flow": "subscription_pause"}, user="user-pauses").body["url"]
@@ -264,9 +250,9 @@ def test_a_customer_pauses_in_the_portal_and_the_snapshot_says_paused(
         allow_redirects=False,
     )
     assert done.status_code == 303
-    deliver_changes(account, mark)
+    changes.flush()
 
-    after = billing("user-pauses")
+    after = snapshot("user-pauses").body
     assert after["status"] == "paused"
     assert after["paused"] is True
     assert after["renews_at"] is None
@@ -276,15 +262,16 @@ def test_a_customer_pauses_in_the_portal_and_the_snapshot_says_paused(
 def test_a_customer_updates_their_email_in_the_portal(hooked_portal: Account) -> None:
     account = hooked_portal
     linked_user(account, "user-email")
-    mark = deliver_changes(account, 0)
+    changes = StandinChanges(account)
+    changes.flush()
     url = post({"flow": "customer_update"}, user="user-email").body["url"]
     assert 'data-testid="customer-page"' in requests.get(url, timeout=5).text
     saved = requests.post(
         f"{url}/customer", data={"email": "new@example.com"}, timeout=5, allow_redirects=False
     )
     assert saved.status_code == 303
-    deliver_changes(account, mark)
-    assert billing("user-email")["email"] == "new@example.com"
+    changes.flush()
+    assert snapshot("user-email").body["email"] == "new@example.com"
 
 
 def test_the_retention_offer_keeps_the_customer_subscribed(

@@ -16,11 +16,8 @@ import pytest
 import stripe
 
 from billing.event_registry import HANDLED_EVENT_TYPES
-from functions.billing.app import lambda_handler as billing_handler
 from tests.support import stripe_versions as shapes
-from tests.support.events import http_event
-from tests.support.lambda_context import HttpResult, invoke
-from tests.support.portal import subscribed_user
+from tests.support.portal import snapshot, subscribed_user
 from tests.support.stripe_seed import Account
 from tests.support.webhooks import deliver, table_items
 
@@ -28,10 +25,6 @@ from tests.support.webhooks import deliver, table_items
 @pytest.fixture
 def hooks(webhook_deployment: dict[str, Any], account: Account) -> Account:
     return account
-
-
-def billing(user: str) -> HttpResult:
-    return invoke(billing_handler, http_event("billing/get_billing", user=user))
 
 
 class Deliveries:
@@ -148,7 +141,7 @@ def test_a_subscriber_in_each_api_version_shape_gets_the_snapshot_the_payloads_d
         == "applied"
     )
 
-    body = billing(user).body
+    body = snapshot(user).body
     assert body["email"] == f"{user}@example.com"
     assert body["status"] == "active"
     assert body["plan"]["lookup_key"] == "pro_monthly"
@@ -242,7 +235,7 @@ def test_a_non_card_default_payment_method_shows_what_a_billing_page_needs(
         ),
     )
 
-    method = billing(user).body["payment_method"]
+    method = snapshot(user).body["payment_method"]
     assert method == {
         "type": method_type,
         "brand": None,
@@ -266,7 +259,7 @@ def test_a_subscription_with_collection_paused_says_so_and_does_not_renew(
     paused["pause_collection"] = {"behavior": "void", "resumes_at": resumes}
     Deliveries(shapes.PINNED).post("customer.subscription.updated", paused)
 
-    body = billing(user).body
+    body = snapshot(user).body
     assert body["status"] == "active"
     assert body["paused"] is True
     assert body["resumes_at"] == iso(resumes)
@@ -291,7 +284,7 @@ def test_a_subscription_in_status_paused_shows_paused_without_a_renewal(hooks: A
     )
     Deliveries(shapes.PINNED).post("customer.subscription.paused", paused)
 
-    body = billing(user).body
+    body = snapshot(user).body
     assert body["status"] == "paused"
     assert body["paused"] is True
     assert body["renews_at"] is None
@@ -399,7 +392,7 @@ def test_objects_with_every_nullable_field_null_and_unknown_fields_are_folded_in
     ]:
         assert send.post(event_type, obj) == "applied", event_type
 
-    body = billing(user).body
+    body = snapshot(user).body
     assert body["status"] == "active"
     assert body["email"] is None
     assert body["cancels_at"] is None
@@ -440,5 +433,5 @@ def test_a_200_line_invoice_is_folded_in_like_any_other(hooks: Account) -> None:
         "url": "/v1/invoices/x/lines",
     }
     assert Deliveries(shapes.PINNED).post("invoice.updated", invoice) == "applied"
-    [shown] = billing(user).body["invoices"]["data"]
+    [shown] = snapshot(user).body["invoices"]["data"]
     assert shown["number"] == invoice["number"]

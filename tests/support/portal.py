@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 
 from billing.store import user_key
+from functions.billing.app import lambda_handler as billing_handler
 from functions.portal_session.app import lambda_handler
 from tests.conftest import TABLE
 from tests.support.events import http_event
@@ -20,6 +21,11 @@ EVENT = "portal_session/post_portal_session"
 
 def post(body: Any, *, user: str | None = "user-0001", **kwargs: Any) -> HttpResult:
     return invoke(lambda_handler, http_event(EVENT, body=body, user=user, **kwargs))
+
+
+def snapshot(user: str) -> HttpResult:
+    """``GET /billing`` for ``user``, through the billing function."""
+    return invoke(billing_handler, http_event("billing/get_billing", user=user))
 
 
 def link_of(user_id: str) -> str | None:

@@ -18,6 +18,7 @@ from functions.webhook.app import lambda_handler
 from tests.conftest import WEBHOOK_SECRET
 from tests.support.events import http_event
 from tests.support.lambda_context import HttpResult, LambdaContext, invoke
+from tests.support.stripe_seed import Account
 
 SAMPLE = "webhook/post_stripe_event"
 
@@ -93,6 +94,31 @@ def events_from_changes(
         for change in changes
         if not types or change["type"].startswith(types)
     ]
+
+
+class StandinChanges:
+    """The stand-in's recorded changes, taken in order as signed webhook deliveries."""
+
+    def __init__(self, account: Account) -> None:
+        self.account = account
+        self.seen = 0
+        self.outcomes: list[str] = []  # ``type:outcome`` of the last flush
+
+    def pending(self) -> list[dict[str, Any]]:
+        """The events not taken yet, now taken (not delivered)."""
+        changes = self.account.changes()
+        fresh, self.seen = changes[self.seen :], len(changes)
+        return events_from_changes(fresh)
+
+    def flush(self) -> list[dict[str, Any]]:
+        """Deliver the events not taken yet to the webhook function; they are returned."""
+        events = self.pending()
+        self.outcomes = []
+        for event in events:
+            result = deliver(event)
+            assert result.status == 200, result.raw
+            self.outcomes.append(f"{event['type']}:{result.body['outcome']}")
+        return events
 
 
 def table_items(table: str) -> list[dict[str, Any]]:
