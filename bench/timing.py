@@ -21,7 +21,7 @@ import boto3
 
 from bench.counts import ScenarioFailed, subscribed_user
 from bench.stack import TABLE, Stack
-from billing.projection import ProductNames, change_from_object
+from billing.projection import change_from_object
 from billing.projection_store import (
     SNAPSHOT,
     Guard,
@@ -33,7 +33,7 @@ from billing.projection_store import (
 from billing.records import Kind
 from billing.snapshot_settings import get_snapshot_settings
 from billing.store import user_key
-from billing.webhooks import WebhookProcessor
+from billing.webhooks import WebhookProcessor, catalog_copies
 from functions.billing.app import lambda_handler as billing_handler
 from functions.webhook.app import lambda_handler as webhook_handler
 from tests.support.events import http_event
@@ -185,8 +185,7 @@ class _Throughput:
         self.change = change_from_object(Kind.SUBSCRIPTION, state)
         self.store = projection_store_for_table(TABLE)
         context = self.store.context(customer, self.change.products, self.change.prices)
-        prices = {p: (s.lookup_key, s.nickname, s.version) for p, s in context.prices.items()}
-        self.names = ProductNames(context.product_names, context.product_versions, prices)
+        self.names = catalog_copies(context)
         self.record = self.change.record("user_id", self.names).stored()
         self.client = boto3.client("dynamodb")
         self.context = LambdaContext()

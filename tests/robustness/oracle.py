@@ -18,7 +18,7 @@ from typing import Any
 import stripe
 
 from billing.attributes import from_item, to_attribute
-from billing.projection import ProductNames, change_from_object
+from billing.projection import CatalogCopies, change_from_object
 from billing.projection_store import (
     INVOICE_PREFIX,
     SNAPSHOT,
@@ -67,7 +67,7 @@ class Expected:
 def expected_projection(client: stripe.StripeClient, customer_ids: list[str]) -> list[Expected]:
     """The expected projection of each customer, from its objects on Stripe now."""
     api = client.v1
-    names = ProductNames(
+    names = CatalogCopies(
         {p.id: p.name for p in api.products.list(params={"limit": 100}).auto_paging_iter()}, {}
     )
     expected = []

@@ -153,7 +153,7 @@ def customer_record(obj: Mapping[str, Any], user_metadata_key: str) -> CustomerR
 
 
 @dataclass(frozen=True)
-class ProductNames:
+class CatalogCopies:
     """What a subscription copies from the stored catalog: the products' names with the
     version each was stored at, and the prices' lookup keys and nicknames (``prices``:
     price id -> (lookup key, nickname, version))."""
@@ -163,11 +163,11 @@ class ProductNames:
     prices: Mapping[str, tuple[str | None, str | None, int]] = field(default_factory=dict)
 
 
-NO_NAMES = ProductNames({}, {})
+NO_COPIES = CatalogCopies({}, {})
 
 
 def subscription_record(
-    obj: Mapping[str, Any], products: ProductNames = NO_NAMES, *, version: int | None = None
+    obj: Mapping[str, Any], products: CatalogCopies = NO_COPIES, *, version: int | None = None
 ) -> SubscriptionRecord:
     """The subscription as stored; ``version`` is that of the event it comes from (the
     version of the price fields its items copy)."""
@@ -336,7 +336,10 @@ class Change:
         return self.kind not in (Kind.PRICE, Kind.PRODUCT)
 
     def record(
-        self, user_metadata_key: str, products: ProductNames = NO_NAMES, version: int | None = None
+        self,
+        user_metadata_key: str,
+        products: CatalogCopies = NO_COPIES,
+        version: int | None = None,
     ) -> Record:
         match self.kind:
             case Kind.CUSTOMER:

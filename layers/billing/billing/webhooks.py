@@ -30,8 +30,8 @@ from billing.catalog_fanout import CatalogChange
 from billing.errors import CustomerMissing, InvalidSignature, StorageBusy
 from billing.event_registry import SHAPE_CHANGES_WITH_VERSION, Fold, HandledType, handled_type
 from billing.projection import (
+    CatalogCopies,
     Change,
-    ProductNames,
     StripeEvent,
     UnreadableObject,
     change_for,
@@ -212,11 +212,7 @@ class WebhookProcessor:
             if isinstance(route, Outcome):
                 return self._record_only(event, route)
             user_id, link, guard = route
-            products = ProductNames(
-                dict(context.product_names),
-                dict(context.product_versions),
-                {p: (s.lookup_key, s.nickname, s.version) for p, s in context.prices.items()},
-            )
+            products = catalog_copies(context)
             fetched = self._fetch_missing_products(event, change, products)
             writes = [
                 write
@@ -294,7 +290,7 @@ class WebhookProcessor:
         event: StripeEvent,
         change: Change,
         user_id: str | None,
-        products: ProductNames,
+        products: CatalogCopies,
         allow_equal: bool,
     ) -> list[Write]:
         slot = self._main_slot(change, user_id)
@@ -309,7 +305,7 @@ class WebhookProcessor:
     @staticmethod
     @staticmethod
     def _catalog_ties(
-        change: Change, user_id: str | None, context: Context, products: ProductNames
+        change: Change, user_id: str | None, context: Context, products: CatalogCopies
     ) -> tuple[list[CatalogCheck], list[SubscriberEntry]]:
         """For a subscription: the stored catalog records its copies come from (unchanged
         at commit, or the write is retried with what changed), and its entries in the
@@ -453,7 +449,7 @@ class WebhookProcessor:
         return str(user) if user else None
 
     def _fetch_missing_products(
-        self, event: StripeEvent, change: Change, products: ProductNames
+        self, event: StripeEvent, change: Change, products: CatalogCopies
     ) -> list[Write]:
         """Products the table does not know yet, from Stripe (their names are copied)."""
         writes = []
@@ -542,6 +538,15 @@ class WebhookProcessor:
 
 
 _ENDED = {"canceled", "incomplete_expired"}
+
+
+def catalog_copies(context: Context) -> CatalogCopies:
+    """What a subscription copies from the stored catalog, as ``context`` read it."""
+    return CatalogCopies(
+        dict(context.product_names),
+        dict(context.product_versions),
+        {p: (s.lookup_key, s.nickname, s.version) for p, s in context.prices.items()},
+    )
 
 
 def _pinned(event: StripeEvent) -> bool:
