@@ -1,13 +1,10 @@
-# Every target bootstraps the virtualenv it needs (Python 3.13, as on Lambda).
+# Every target bootstraps the environment it needs: uv (from PyPI, into .uv/),
+# then a Python 3.13 virtualenv (as on Lambda) synced from uv.lock.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-VENV := .venv
-PY := $(VENV)/bin/python
-SANDBOX_REQUIREMENTS := requirements-sandbox.txt layers/billing/requirements.txt
-# `make dev` installs only what the sandbox needs (about half the time of everything).
-SANDBOX_STAMP := $(VENV)/.sandbox-$(shell cat $(SANDBOX_REQUIREMENTS) | sha256sum | cut -c1-12)
-STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt $(SANDBOX_REQUIREMENTS) | sha256sum | cut -c1-12)
+UV_VERSION := 0.13.8
+UV := .uv/bin/uv
 # python3.13 from PATH, or pyenv's 3.13 when the shim needs PYENV_VERSION.
 PYTHON313 ?= $(shell for py in "python3.13" "env PYENV_VERSION=3.13.0 python3.13"; do \
 	$$py -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null && break; done)
@@ -15,15 +12,21 @@ ENV ?= default
 
 export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/billing:$(CURDIR)
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/.uv/bin:$(PATH)
+export UV_PYTHON := $(PYTHON313)
+# --locked: a uv.lock that no longer matches pyproject.toml fails instead of
+# being re-resolved behind your back (`make lock` updates it).
+SYNC := $(UV) sync --locked --quiet
 
-.PHONY: help venv sandbox-venv dev test test-stripe lint format typecheck unit build bench bench-check deploy openapi backfill clean
+.PHONY: help venv sandbox-venv lock dev check test test-stripe lint format unit build bench bench-check deploy openapi backfill clean
 
 help:
 	@echo "make dev      run the whole product offline on http://127.0.0.1:3000 (PORT=...)"
-	@echo "make test     lint, type-check, cfn-lint, all tests and the counted performance budgets"
+	@echo "make check    everyday checks (about a minute): lint, import contract, unit and integration tests"
+	@echo "make test     everything CI runs: lint, every test tier and the counted performance budgets"
 	@echo "make test-stripe  the Stripe-facing scenarios against your test-mode account (STRIPE_API_KEY=sk_test_...)"
-	@echo "make lint     ruff, mypy --strict, cfn-lint only"
+	@echo "make lint     ruff, mypy --strict, cfn-lint, the import contract, the layer's pins"
+	@echo "make lock     re-resolve uv.lock after editing pyproject.toml, and export the layer's pins"
 	@echo "make build    sam build (no Docker needed)"
 	@echo "make bench    cold starts, requests per operation, throughput, sizes -> bench/results/latest.md"
 	@echo "make bench-check  the performance budgets, PASS/FAIL (exit 1 if one is broken)"
@@ -31,36 +34,54 @@ help:
 	@echo "make openapi  regenerate docs/openapi.json from the resolvers"
 	@echo "make backfill rebuild the projection from Stripe (STACK=<name>: in the deployed stack)"
 
-$(SANDBOX_STAMP): $(SANDBOX_REQUIREMENTS)
+$(UV):
 	@test -n "$(PYTHON313)" || { echo "error: Python 3.13 is required (python3.13 on PATH, or pyenv with 3.13.0)" >&2; exit 1; }
-	@test -x $(PY) || $(PYTHON313) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-sandbox.txt
-	@rm -f $(VENV)/.sandbox-* && touch $@
+	$(PYTHON313) -m pip install --quiet --disable-pip-version-check --target .uv uv==$(UV_VERSION)
 
-$(STAMP): $(SANDBOX_STAMP) requirements-dev.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@rm -f $(VENV)/.installed-* && touch $@
+# Everything: the layer's runtime, the sandbox and the dev tools.
+venv: $(UV)
+	$(SYNC)
 
-venv: $(STAMP)
+# Only what `make dev` needs (about a third of everything). --inexact keeps the
+# dev tools of an earlier `make venv` instead of removing them.
+sandbox-venv: $(UV)
+	$(SYNC) --inexact --no-default-groups --group sandbox
 
-sandbox-venv: $(SANDBOX_STAMP)
+# The layer installs its pins from a requirements file (SAM builds it from
+# layers/billing alone), exported from the same lock; `make lint` checks it.
+LAYER_PINS := $(UV) export --locked --quiet --no-dev --no-emit-project --no-header
+lock: $(UV)
+	$(UV) lock
+	$(LAYER_PINS) > layers/billing/requirements.txt
 
 lint: venv
 	ruff check .
 	ruff format --check .
 	mypy
 	cfn-lint template.yaml
+	lint-imports
+	@$(LAYER_PINS) | diff -q - layers/billing/requirements.txt >/dev/null || \
+		{ echo "error: layers/billing/requirements.txt differs from uv.lock: run make lock" >&2; exit 1; }
 
 format: venv
 	ruff format .
 	ruff check --fix .
 
-unit: venv
-	pytest tests/unit -q
+# Test tiers (markers in pyproject.toml, given by folder in tests/conftest.py):
+# unit, integration, e2e (the local stack, a real browser), robustness (faults,
+# fuzzing, load). pytest-xdist spreads them over the cores.
+PYTEST := pytest -q -n auto --dist worksteal
 
+unit: venv
+	$(PYTEST) -m unit
+
+# Everyday work: lint, the import contract, unit and integration tests.
+check: lint
+	$(PYTEST) -m "unit or integration"
+
+# What CI runs: every tier, then the counted performance budgets.
 test: lint
-	pytest -q
+	$(PYTEST)
 	python -m bench.check --counted
 
 # The contract scenarios of tests/contract against a real Stripe test-mode account.

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from bench.artifacts import Artifact
 from bench.cold_start import ColdStarts
 from bench.counts import Count, Counts, FanoutCount
-from billing.catalog_fanout import PAGE_SIZE as FANOUT_PAGE
-from billing.event_registry import REGISTRY, Fold
+from billing.projection.catalog_fanout import PAGE_SIZE as FANOUT_PAGE
+from billing.projection.registry import REGISTRY, Fold
 
 SNAPSHOTS = ("snapshot.subscriber", "snapshot.not_modified", "snapshot.free", "snapshot.invoices")
 WEBHOOK_MAX_DYNAMODB = 2

@@ -21,8 +21,8 @@ import boto3
 import stripe
 
 from bench.stack import TABLE, Stack
-from billing.event_registry import HANDLED_EVENT_TYPES, REGISTRY, Fold
-from billing.store import PRICE, price_key
+from billing.projection.registry import HANDLED_EVENT_TYPES, REGISTRY, Fold
+from billing.store.keys import PRICE, price_key
 from tests.support import portal
 from tests.support.lambda_context import HttpResult
 from tests.support.portal import STRIPE_ID

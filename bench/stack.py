@@ -5,7 +5,7 @@ real HTTP, seeded with the test catalog and portal configuration; the handlers r
 in-process as the Lambda runtime calls them. Two independent counters:
 
 - DynamoDB: a ``before-call.dynamodb`` hook on the product's botocore session
-  (``billing.store.aws_session``), registered before the product builds its
+  (``billing.store.table.aws_session``), registered before the product builds its
   clients, so every DynamoDB client the product creates carries it (one count per
   API call; moto never retries).
 - Stripe: a wrapper around stripe-python's ``HTTPClient.request_with_retries``, the
@@ -29,7 +29,7 @@ import boto3
 import stripe
 from moto import mock_aws
 
-from billing.store import aws_session
+from billing.aws.session import aws_session
 from functions.billing.app import lambda_handler as billing_handler
 from functions.catalog_fanout.app import lambda_handler as fanout_handler
 from functions.invoices.app import lambda_handler as invoices_handler

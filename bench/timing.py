@@ -21,19 +21,13 @@ import boto3
 
 from bench.counts import ScenarioFailed, subscribed_user
 from bench.stack import TABLE, Stack
-from billing.projection import change_from_object
-from billing.projection_store import (
-    SNAPSHOT,
-    Guard,
-    Slot,
-    Write,
-    projection_store_for_table,
-    slot_attribute,
-)
-from billing.records import Kind
-from billing.snapshot_settings import get_snapshot_settings
-from billing.store import user_key
-from billing.webhooks import WebhookProcessor, catalog_copies
+from billing.projection.fold import change_from_object
+from billing.projection.intake import WebhookProcessor, catalog_copies
+from billing.projection.records import Kind
+from billing.read.settings import get_snapshot_settings
+from billing.store.keys import SNAPSHOT, slot_attribute, user_key
+from billing.store.table import store_for_table
+from billing.store.writes import Guard, Slot, Write
 from functions.billing.app import lambda_handler as billing_handler
 from functions.webhook.app import lambda_handler as webhook_handler
 from tests.support.events import http_event
@@ -183,7 +177,7 @@ class _Throughput:
     def __init__(self, stack: Stack, customer: str, state: dict[str, Any]) -> None:
         self.stack, self.customer, self.state = stack, customer, state
         self.change = change_from_object(Kind.SUBSCRIPTION, state)
-        self.store = projection_store_for_table(TABLE)
+        self.store = store_for_table(TABLE)
         context = self.store.context(customer, self.change.products, self.change.prices)
         self.names = catalog_copies(context)
         self.record = self.change.record("user_id", self.names).stored()

@@ -55,10 +55,10 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
-from billing.event_registry import HANDLED_EVENT_TYPES
-from billing.settings import get_backfill_settings
-from billing.stripe_client import STRIPE_API_VERSION
-from billing.webhooks import parse_secrets
+from billing.aws.settings import get_backfill_settings
+from billing.projection.registry import HANDLED_EVENT_TYPES
+from billing.projection.signature import parse_secrets
+from billing.stripe_api.client import STRIPE_API_VERSION
 from functions.backfill.app import run_backfill
 from sandbox.cloudformation import (
     TEMPLATE,
@@ -317,7 +317,9 @@ def start_moto(host: str, running: ExitStack) -> str:
     """Moto's server on ``host`` (a free port); returns its URL."""
     app = _OneAtATime(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, 0, app, threaded=True, request_handler=MotoRequestHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    ).start()
     running.callback(server.shutdown)
     return f"http://{host}:{server.server_port}"
 

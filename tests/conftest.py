@@ -7,28 +7,66 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 import requests
 from moto import mock_aws
 from moto.core.botocore_stubber import BotocoreStubber
 
-from billing.catalog_fanout import fanout_queue
-from billing.projection_store import projection_store_for_table
-from billing.secrets import secrets_provider
-from billing.settings import (
+from billing.aws.secrets import secrets_provider
+from billing.aws.session import aws_session
+from billing.aws.settings import (
     get_backfill_settings,
     get_fanout_settings,
     get_provisioning_settings,
     get_settings,
     get_webhook_settings,
 )
-from billing.snapshot_settings import get_snapshot_settings
-from billing.store import aws_session
-from billing.stripe_client import reset_stripe_client
+from billing.projection.catalog_fanout import fanout_queue
+from billing.read.settings import get_snapshot_settings
+from billing.store.table import store_for_table
+from billing.stripe_api.client import reset_stripe_client
 from sandbox.cloudformation import ResponseReceiver
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.support.aws import create_billing_table
 from tests.support.stripe_seed import Account, seed_account
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_botocore_loader() -> Iterator[None]:
+    """Share one loader of botocore's model files between the sessions the tests create.
+
+    Every test forgets the cached boto3 session (a cold container), and each new
+    session would otherwise parse the same service models from JSON again: most of
+    the time of a typical integration test. The loader reads static files only.
+    """
+    shared = botocore.loaders.create_loader()
+    patcher = pytest.MonkeyPatch()
+    patcher.setattr(botocore.session, "create_loader", lambda *_: shared)
+    yield
+    patcher.undo()
+
+
+TIERS = {
+    "unit": "unit",
+    "bench": "unit",
+    "integration": "integration",
+    "contract": "integration",
+    "security": "integration",
+    "e2e": "e2e",
+    "robustness": "robustness",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its tier: its own marker if it has one, else its folder's."""
+    tiers = set(TIERS.values())
+    for item in items:
+        if not tiers & {marker.name for marker in item.iter_markers()}:
+            folder = item.path.relative_to(item.config.rootpath / "tests").parts[0]
+            item.add_marker(TIERS[folder])
+
 
 TABLE = "billing-test"
 SECRET_NAME = "billing-portal/stripe-secret-key"
@@ -146,7 +184,7 @@ def forget_cached_clients() -> None:
     get_provisioning_settings.cache_clear()
     get_backfill_settings.cache_clear()
     get_fanout_settings.cache_clear()
-    projection_store_for_table.cache_clear()
+    store_for_table.cache_clear()
     fanout_queue.cache_clear()
     aws_session.cache_clear()
     reset_stripe_client()

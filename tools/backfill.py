@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from billing.settings import get_backfill_settings
+from billing.aws.settings import get_backfill_settings
 from functions.backfill.app import run_backfill
 
 

@@ -11,13 +11,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.backfill import Backfill
-from billing.catalog_fanout import announcer
-from billing.library_logs import cap_library_loggers
-from billing.projection_store import projection_store_for_table
-from billing.settings import ProjectionSettings, get_backfill_settings
-from billing.stripe_client import get_stripe_client
-from billing.webhooks import WebhookProcessor
+from billing.aws.library_logs import cap_library_loggers
+from billing.aws.settings import ProjectionSettings, get_backfill_settings
+from billing.projection.backfill import Backfill
+from billing.projection.catalog_fanout import announcer
+from billing.projection.intake import WebhookProcessor
+from billing.store.table import store_for_table
+from billing.stripe_api.client import get_stripe_client
 
 logger = Logger()
 cap_library_loggers()  # before any AWS or Stripe client logs a secret
@@ -25,7 +25,7 @@ cap_library_loggers()  # before any AWS or Stripe client logs a secret
 
 def run_backfill(settings: ProjectionSettings, *, replay: bool = True) -> dict[str, Any]:
     client = get_stripe_client(settings)
-    store = projection_store_for_table(settings.table_name)
+    store = store_for_table(settings.table_name)
     processor = WebhookProcessor(
         settings=settings,
         store=store,

@@ -16,12 +16,12 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.http import cacheable, error_doc, install_error_handlers, unauthorized_doc
-from billing.identity import user_from_claims
-from billing.library_logs import cap_library_loggers
-from billing.projection_store import projection_store_for_table
-from billing.snapshot import BillingSnapshot, compose, to_json
-from billing.snapshot_settings import get_snapshot_settings
+from billing.api.http import cacheable, error_doc, install_error_handlers, unauthorized_doc
+from billing.api.identity import user_from_claims
+from billing.aws.library_logs import cap_library_loggers
+from billing.read.settings import get_snapshot_settings
+from billing.read.snapshot import BillingSnapshot, compose, to_json
+from billing.store.table import store_for_table
 
 logger = Logger()
 cap_library_loggers()  # before any AWS client logs a secret
@@ -45,7 +45,7 @@ install_error_handlers(app)
 def get_billing() -> Response[Any]:
     user = user_from_claims(app.current_event.request_context.authorizer.jwt_claim)
     settings = get_snapshot_settings()
-    items = projection_store_for_table(settings.table_name).user_items(
+    items = store_for_table(settings.table_name).user_items(
         user.id, invoices=settings.invoice_page_size
     )
     snapshot = compose(

@@ -9,10 +9,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import SQSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.catalog_fanout import CatalogChange, CatalogFanout, fanout_queue
-from billing.library_logs import cap_library_loggers
-from billing.projection_store import projection_store_for_table
-from billing.settings import get_fanout_settings
+from billing.aws.library_logs import cap_library_loggers
+from billing.aws.settings import get_fanout_settings
+from billing.projection.catalog_fanout import CatalogChange, CatalogFanout, fanout_queue
+from billing.store.table import store_for_table
 
 logger = Logger()
 cap_library_loggers()
@@ -24,7 +24,7 @@ def lambda_handler(event: SQSEvent, context: LambdaContext) -> dict[str, Any]:
     """One message at a time (the event source's batch size is 1): a failure raises, and
     SQS delivers the same message again, which resumes where that run started."""
     settings = get_fanout_settings()
-    fanout = CatalogFanout(projection_store_for_table(settings.table_name))
+    fanout = CatalogFanout(store_for_table(settings.table_name))
     updated = 0
     for record in event.records:
         change = CatalogChange.from_json(record.body)

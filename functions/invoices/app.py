@@ -15,12 +15,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.http import cacheable, error_doc, install_error_handlers, unauthorized_doc
-from billing.identity import user_from_claims
-from billing.library_logs import cap_library_loggers
-from billing.projection_store import projection_store_for_table
-from billing.snapshot import InvoicePage, decode_cursor, invoice_page, to_json
-from billing.snapshot_settings import get_snapshot_settings
+from billing.api.http import cacheable, error_doc, install_error_handlers, unauthorized_doc
+from billing.api.identity import user_from_claims
+from billing.aws.library_logs import cap_library_loggers
+from billing.read.settings import get_snapshot_settings
+from billing.read.snapshot import InvoicePage, decode_cursor, invoice_page, to_json
+from billing.store.table import store_for_table
 
 logger = Logger()
 cap_library_loggers()  # before any AWS client logs a secret
@@ -48,7 +48,7 @@ def get_invoices(
 ) -> Response[Any]:
     user = user_from_claims(app.current_event.request_context.authorizer.jwt_claim)
     settings = get_snapshot_settings()
-    items = projection_store_for_table(settings.table_name).invoice_page(
+    items = store_for_table(settings.table_name).invoice_page(
         user.id, before=decode_cursor(cursor), limit=settings.invoice_page_size
     )
     page, _ = invoice_page(items, settings.invoice_page_size)

@@ -1,9 +1,9 @@
 """Custom::PortalConfiguration: the Stripe billing-portal configuration, on every deploy.
 
 The properties in ``template.yaml`` state the whole configuration
-(``billing.portal_config``); this function creates, updates or deactivates it
-(``billing.provisioning``) and answers CloudFormation exactly once
-(``billing.custom_resource``), even when initialisation below fails.
+(``billing.provisioning.portal_config``); this function creates, updates or deactivates it
+(``billing.provisioning.resources``) and answers CloudFormation exactly once
+(``billing.provisioning.answer``), even when initialisation below fails.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.custom_resource import ResourceHandler, Status, answer_request
-from billing.library_logs import cap_library_loggers
+from billing.aws.library_logs import cap_library_loggers
+from billing.provisioning.answer import ResourceHandler, Status, answer_request
 
 logger = Logger()
 cap_library_loggers()  # before any AWS or Stripe client logs a secret
@@ -23,9 +23,9 @@ resource: ResourceHandler | None = None
 init_error: Exception | None = None
 margin_seconds = 5.0
 try:
-    from billing.provisioning import PortalConfigurationResource
-    from billing.settings import get_provisioning_settings
-    from billing.stripe_client import get_stripe_client
+    from billing.aws.settings import get_provisioning_settings
+    from billing.provisioning.resources import PortalConfigurationResource
+    from billing.stripe_api.client import get_stripe_client
 
     settings = get_provisioning_settings()
     margin_seconds = settings.answer_margin_seconds

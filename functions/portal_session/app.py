@@ -11,22 +11,22 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.http import error_doc, install_error_handlers, unauthorized_doc
-from billing.identity import user_from_claims
-from billing.library_logs import cap_library_loggers
-from billing.models import (
+from billing.api.http import error_doc, install_error_handlers, unauthorized_doc
+from billing.api.identity import user_from_claims
+from billing.aws.library_logs import cap_library_loggers
+from billing.aws.settings import get_settings
+from billing.portal.models import (
     PortalSessionRequest,
     PortalSessionResponse,
     SetupIntentResponse,
 )
-from billing.portal import (
+from billing.portal.sessions import (
     PortalService,
     projected_subscription_lookup,
     stripe_subscription_lookup,
 )
-from billing.projection_store import projection_store_for_table
-from billing.settings import get_settings
-from billing.stripe_client import get_stripe_client
+from billing.store.table import store_for_table
+from billing.stripe_api.client import get_stripe_client
 
 logger = Logger()
 cap_library_loggers()  # before any AWS or Stripe client logs a secret
@@ -46,7 +46,7 @@ def service() -> PortalService:
     """The service with this container's settings, store and Stripe client."""
     settings = get_settings()
     client = get_stripe_client(settings)
-    store = projection_store_for_table(settings.table_name)
+    store = store_for_table(settings.table_name)
     return PortalService(
         settings=settings,
         store=store,

@@ -1,8 +1,8 @@
 """Custom::StripeWebhookEndpoint: the Stripe webhook endpoint and its signing secret.
 
-Registers the endpoint at the API's webhook URL (``billing.provisioning``),
+Registers the endpoint at the API's webhook URL (``billing.provisioning.resources``),
 keeps the signing secret in the Secrets Manager secret the webhook function
-reads, and answers CloudFormation exactly once (``billing.custom_resource``),
+reads, and answers CloudFormation exactly once (``billing.provisioning.answer``),
 even when initialisation below fails.
 """
 
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.custom_resource import ResourceHandler, Status, answer_request
-from billing.library_logs import cap_library_loggers
+from billing.aws.library_logs import cap_library_loggers
+from billing.provisioning.answer import ResourceHandler, Status, answer_request
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -29,9 +29,9 @@ margin_seconds = 5.0
 try:
     import boto3
 
-    from billing.provisioning import SigningSecrets, WebhookEndpointResource
-    from billing.settings import get_provisioning_settings
-    from billing.stripe_client import get_stripe_client
+    from billing.aws.settings import get_provisioning_settings
+    from billing.provisioning.resources import SigningSecrets, WebhookEndpointResource
+    from billing.stripe_api.client import get_stripe_client
 
     @cache
     def secrets_manager() -> SecretsManagerClient:

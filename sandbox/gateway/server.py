@@ -28,7 +28,10 @@ class GatewayServer:
         self.port: int = server.port
         self.url = f"http://{self.host}:{self.port}"
         self._thread = threading.Thread(
-            target=server.serve_forever, name=f"gateway:{self.port}", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # so that stop() returns at once
+            name=f"gateway:{self.port}",
+            daemon=True,
         )
         self._thread.start()
 

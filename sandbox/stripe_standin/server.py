@@ -489,7 +489,10 @@ class StripeStandIn:
         )
         self.url = f"http://{host}:{self._server.server_port}"
         self.state.base_url = self.url
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval, so that stop() returns at once (the default waits 0.5 s).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def start(self) -> StripeStandIn:
         self._thread.start()

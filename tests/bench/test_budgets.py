@@ -19,8 +19,9 @@ from bench.budgets import (
 from bench.check import main, report
 from bench.cold_start import ColdStart, ColdStarts
 from bench.counts import Count, Counts, FanoutCount, WebhookCount
-from billing.event_registry import HANDLED_EVENT_TYPES
-from billing.projection_store import ProjectionStore, UserItems
+from billing.projection.registry import HANDLED_EVENT_TYPES
+from billing.store.table import BillingStore
+from billing.store.writes import UserItems
 
 STEADY_WRITE = ("BatchGetItem", "TransactWriteItems")
 SESSION_CALL = ("POST /v1/billing_portal/sessions",)
@@ -238,20 +239,22 @@ def test_measured_budgets_hold_and_break_at_their_limits() -> None:
     assert "with .pyc included" in pyc.budget
 
 
+@pytest.mark.timeout(600)  # minutes of work by design; the default is 120 s
+@pytest.mark.e2e  # runs every counted scenario end to end: over a minute
 def test_a_real_regression_in_the_snapshot_fails_bench_check(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The counters see what the product does: one extra read breaks `--counted`."""
-    original = ProjectionStore.user_items
+    original = BillingStore.user_items
 
     def user_items_and_a_second_read(
-        self: ProjectionStore, user_id: str, *, invoices: int
+        self: BillingStore, user_id: str, *, invoices: int
     ) -> UserItems:
         items = original(self, user_id, invoices=invoices)
         self.customer_for_user(user_id)
         return items
 
-    monkeypatch.setattr(ProjectionStore, "user_items", user_items_and_a_second_read)
+    monkeypatch.setattr(BillingStore, "user_items", user_items_and_a_second_read)
 
     assert main(["--counted"]) == 1
 

@@ -21,7 +21,7 @@ import boto3
 import pytest
 import stripe
 
-from billing.stripe_client import STRIPE_API_VERSION
+from billing.stripe_api.client import STRIPE_API_VERSION
 from tests.conftest import (
     SECRET_NAME,
     TABLE,

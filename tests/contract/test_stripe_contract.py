@@ -18,9 +18,9 @@ import boto3
 import pytest
 import stripe
 
-from billing.event_registry import HANDLED_EVENT_TYPES
-from billing.settings import get_backfill_settings
-from billing.stripe_client import STRIPE_API_VERSION
+from billing.aws.settings import get_backfill_settings
+from billing.projection.registry import HANDLED_EVENT_TYPES
+from billing.stripe_api.client import STRIPE_API_VERSION
 from functions.backfill.app import run_backfill
 from functions.billing.app import lambda_handler as billing_handler
 from functions.portal_session.app import lambda_handler as session_handler

@@ -21,8 +21,8 @@ import pytest
 import requests
 import stripe
 
-from billing.event_registry import HANDLED_EVENT_TYPES
-from billing.stripe_client import STRIPE_API_VERSION
+from billing.projection.registry import HANDLED_EVENT_TYPES
+from billing.stripe_api.client import STRIPE_API_VERSION
 from sandbox.seed import CATALOG, DEMO_EMAIL
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.e2e.conftest import (

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from billing.settings import get_backfill_settings
+from billing.aws.settings import get_backfill_settings
 from functions.backfill.app import lambda_handler, run_backfill
 from functions.billing.app import lambda_handler as billing_handler
 from tests.conftest import TABLE

@@ -16,8 +16,9 @@ import boto3
 import pytest
 
 from bench.counts import imports_after_one_request, snapshot_imports
-from billing.projection_store import invoice_sort_key, projection_store_for_table
-from billing.snapshot import encode_cursor
+from billing.read.snapshot import encode_cursor
+from billing.store.keys import invoice_sort_key
+from billing.store.table import store_for_table
 from functions.billing.app import lambda_handler as billing_handler
 from functions.invoices.app import lambda_handler as invoices_handler
 from functions.portal_session.app import lambda_handler as session_handler
@@ -212,7 +213,7 @@ def test_no_identity_is_401(live: Account) -> None:
 def test_one_dynamodb_request_per_snapshot(live: Account) -> None:
     subscribed_user(live, "user-0001")
     settle(live)
-    with dynamodb_calls(projection_store_for_table(TABLE).client) as calls:
+    with dynamodb_calls(store_for_table(TABLE).client) as calls:
         assert billing().status == 200
         assert billing("user-free").status == 200
     assert calls == ["Query", "Query"]

@@ -13,8 +13,8 @@ from typing import Any
 import boto3
 import pytest
 
-from billing.catalog_fanout import HANDOVER_MARGIN_SECONDS, CatalogChange, CatalogFanout
-from billing.projection_store import projection_store_for_table
+from billing.projection.catalog_fanout import HANDOVER_MARGIN_SECONDS, CatalogChange, CatalogFanout
+from billing.store.table import store_for_table
 from functions.catalog_fanout.app import lambda_handler as fanout_handler
 from sandbox.queues import SqsEventSource
 from tests.conftest import TABLE, forget_cached_clients
@@ -66,7 +66,7 @@ def test_a_rename_reaches_every_subscriber_through_the_fanout_queue(
     assert plan_names(users) == {"Pro"}
 
     hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Pro 2027"})
-    with dynamodb_calls(projection_store_for_table(TABLE).client) as calls:
+    with dynamodb_calls(store_for_table(TABLE).client) as calls:
         [renamed] = delivered.flush()
     assert renamed["type"] == "product.updated"
     # The webhook answered after its one transaction: the fan-out is queued.
@@ -74,14 +74,14 @@ def test_a_rename_reaches_every_subscriber_through_the_fanout_queue(
     assert waiting(queue) == 1
     assert plan_names(users) == {"Pro"}
 
-    with dynamodb_calls(projection_store_for_table(TABLE).client) as fanout_calls:
+    with dynamodb_calls(store_for_table(TABLE).client) as fanout_calls:
         assert queue.drain() == 1
     assert plan_names(users) == {"Pro 2027"}
     # Every call the fan-out made is one its role in the template allows.
     role = function_roles(sam_transform(template()))["CatalogFanoutFunction"]
     allowed = role.actions_on(TABLE_ARN, "dynamodb:")
     assert {f"dynamodb:{call}" for call in fanout_calls} <= allowed, allowed
-    with dynamodb_calls(projection_store_for_table(TABLE).client) as reads:
+    with dynamodb_calls(store_for_table(TABLE).client) as reads:
         body = snapshot(users[0]).body
     assert reads == ["Query"], "still one request per snapshot"
     assert body["subscriptions"][0]["plan"]["name"] == "Pro 2027"
@@ -119,7 +119,7 @@ def test_a_long_fanout_hands_over_and_resumes_where_it_stopped(
     hooks.client.v1.products.update(hooks.products["Pro"], params={"name": "Pro XL"})
     [renamed] = delivered.flush()
     change = CatalogChange(hooks.products["Pro"], version=renamed["created"])
-    fanout = CatalogFanout(projection_store_for_table(TABLE), page_size=3)
+    fanout = CatalogFanout(store_for_table(TABLE), page_size=3)
 
     first = fanout.run(change, time_left=lambda: HANDOVER_MARGIN_SECONDS - 1)
     # Short of time: one subscription, then the rest is handed over from there.
@@ -194,7 +194,7 @@ def test_a_subscription_written_while_its_product_is_renamed_keeps_the_new_name(
     assert (rename["type"], update["type"]) == ("product.updated", "customer.subscription.updated")
     update["created"] += 5  # clearly newer than the stored subscription: no same-second retry
 
-    store_type = type(projection_store_for_table(TABLE))
+    store_type = type(store_for_table(TABLE))
     original = store_type.context
     reads = 0
 

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from billing.projection_store import projection_store_for_table
+from billing.store.table import store_for_table
 from functions.portal_session.app import lambda_handler as portal_handler
 from tests.conftest import TABLE
 from tests.support.events import http_event
@@ -229,7 +229,7 @@ def test_a_link_written_while_the_deletion_is_processed_is_retired_too(
     customer = hooks.client.v1.customers.create(
         params={"email": "race@example.com", "metadata": {"user_id": "user-linking"}}
     ).to_dict()
-    store = projection_store_for_table(TABLE)
+    store = store_for_table(TABLE)
     original = type(store).context
     linked = False
 

@@ -21,17 +21,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.catalog_fanout import announcer
-from billing.projection_store import ProjectionStore
-from billing.records import Kind
-from billing.settings import get_backfill_settings
-from billing.snapshot import compose, to_json
-from billing.stripe_client import get_stripe_client
-from billing.webhooks import WebhookProcessor
+from billing.aws.settings import get_backfill_settings
+from billing.projection.catalog_fanout import announcer
+from billing.projection.intake import WebhookProcessor
+from billing.projection.records import Kind
+from billing.read.snapshot import compose, to_json
+from billing.store.table import BillingStore
+from billing.stripe_api.client import get_stripe_client
 from tests.support.aws import create_billing_table
 from tests.support.portal import linked_user
 from tests.support.stripe_seed import Account
 from tests.support.webhooks import deliver, events_from_changes
+
+# Twenty whole Stripe histories take about a minute: `make test` runs them, the
+# everyday `make check` relies on the deterministic ordering tests of test_webhooks.
+pytestmark = pytest.mark.robustness
 
 EXPECTED_TABLE = "billing-expected"
 OPERATIONS = (
@@ -114,7 +118,7 @@ class History:
 def expected_snapshot(account: Account, user: str, customer: str) -> dict[str, Any]:
     """The snapshot built from Stripe's final objects only, in a table of its own."""
     settings_ = get_backfill_settings()
-    store = ProjectionStore(EXPECTED_TABLE)
+    store = BillingStore(EXPECTED_TABLE)
     processor = WebhookProcessor(
         settings_, store, lambda: get_stripe_client(settings_), announcer(store, None)
     )
@@ -132,7 +136,7 @@ def expected_snapshot(account: Account, user: str, customer: str) -> dict[str, A
     return _snapshot(store, user)
 
 
-def _snapshot(store: ProjectionStore, user: str) -> dict[str, Any]:
+def _snapshot(store: BillingStore, user: str) -> dict[str, Any]:
     view: dict[str, Any] = json.loads(
         to_json(
             compose(
@@ -152,6 +156,7 @@ def _snapshot(store: ProjectionStore, user: str) -> dict[str, Any]:
     return view
 
 
+@pytest.mark.timeout(600)  # minutes of work by design; the default is 120 s
 @settings(
     max_examples=20,
     deadline=None,
@@ -193,7 +198,7 @@ def _check_one_history(account: Account, data: st.DataObject) -> None:
     for event in [*order, *repeats]:
         result = deliver(event)
         assert result.status == 200, result.raw
-    store = ProjectionStore("billing-test")
+    store = BillingStore("billing-test")
     for history in histories:
         assert _snapshot(store, history.user) == expected_snapshot(
             account, history.user, history.customer

@@ -12,8 +12,12 @@ import pytest
 import requests
 import stripe
 
-from billing.portal_config import ConfigurationInvalid, parse_portal_configuration, stripe_params
-from billing.stripe_enums import FLOW_TYPES
+from billing.provisioning.portal_config import (
+    ConfigurationInvalid,
+    parse_portal_configuration,
+    stripe_params,
+)
+from billing.stripe_api.enums import FLOW_TYPES
 from tests.conftest import forget_cached_clients
 from tests.support.portal import STRIPE_ID, linked_user, post, snapshot
 from tests.support.stripe_seed import Account

@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from billing.portal_config import parse_portal_configuration
+from billing.provisioning.portal_config import parse_portal_configuration
 from sandbox.cloudformation import ResponseReceiver
 from tests.conftest import forget_cached_clients
 from tests.support.aws import template
@@ -296,6 +296,7 @@ def test_a_wrong_stripe_key_is_named_in_the_reason(
     assert "sk_test_wrong" not in answer["Reason"]
 
 
+@pytest.mark.robustness  # waits out a real timeout: seconds of wall time
 def test_a_hanging_stripe_gets_failed_before_the_deadline_and_exactly_once(
     function: ModuleType,
     receiver: ResponseReceiver,
@@ -336,6 +337,7 @@ def test_an_initialisation_failure_answers_failed_naming_the_cause(
     assert account.requests_log() == []
 
 
+@pytest.mark.robustness  # waits out a real timeout: seconds of wall time
 def test_the_answer_is_retried_a_bounded_number_of_times(
     function: ModuleType, receiver: ResponseReceiver, account: Account
 ) -> None:

@@ -15,7 +15,7 @@ import boto3
 import pytest
 import requests
 
-from billing.stripe_client import STRIPE_API_VERSION
+from billing.stripe_api.client import STRIPE_API_VERSION
 from functions.portal_session.app import lambda_handler
 from tests.conftest import SECRET_NAME, TABLE, forget_cached_clients
 from tests.support.events import http_event

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import stripe
 
-from billing.event_registry import HANDLED_EVENT_TYPES
+from billing.projection.registry import HANDLED_EVENT_TYPES
 from tests.support import stripe_versions as shapes
 from tests.support.portal import snapshot, subscribed_user
 from tests.support.stripe_seed import Account

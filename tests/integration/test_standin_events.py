@@ -13,7 +13,7 @@ import pytest
 import requests
 import stripe
 
-from billing.stripe_client import STRIPE_API_VERSION
+from billing.stripe_api.client import STRIPE_API_VERSION
 from sandbox.stripe_standin.server import StripeStandIn
 
 FAST_RETRIES = (0.05, 0.05)

@@ -737,7 +737,9 @@ def test_renewal_events_are_delivered_to_webhooks_in_the_order_they_happened(
             """Quiet."""
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         customer = subscribed(seeded, card="pm_card_chargeCustomerFail")

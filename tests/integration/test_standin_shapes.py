@@ -10,7 +10,7 @@ import pytest
 import requests
 import stripe
 
-from billing.stripe_client import STRIPE_API_VERSION
+from billing.stripe_api.client import STRIPE_API_VERSION
 from sandbox.stripe_standin.server import StripeStandIn
 from sandbox.stripe_standin.shapes import SHAPES_FILE
 from tests.support.stripe_seed import seed_account

@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 import pytest
 
-from billing.event_registry import HANDLED_EVENT_TYPES, REGISTRY
-from billing.stripe_client import STRIPE_API_VERSION
+from billing.projection.registry import HANDLED_EVENT_TYPES, REGISTRY
+from billing.stripe_api.client import STRIPE_API_VERSION
 from sandbox.cloudformation import ResponseReceiver
 from tests.conftest import TABLE, forget_cached_clients
 from tests.support.cloudformation import (

@@ -18,8 +18,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from billing.projection_store import projection_store_for_table
-from functions.webhook import app as webhook_app
+from billing.projection import signature
+from billing.store.table import store_for_table
 from functions.webhook.app import lambda_handler
 from tests.conftest import TABLE, WEBHOOK_SECRET, WEBHOOK_SECRET_NAME, forget_cached_clients
 from tests.support.aws import dynamodb_calls
@@ -154,7 +154,7 @@ def test_rotated_secrets_are_all_accepted(hooks: Account) -> None:
 def test_a_secret_rolled_while_cached_is_read_again_on_the_first_mismatch(
     hooks: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(webhook_app, "_last_refresh", 0.0)
+    monkeypatch.setattr(signature, "_last_refresh", 0.0)
     assert deliver(product_event(hooks, event_id="evt_before")).status == 200  # now cached
     secrets = boto3.client("secretsmanager")
     secrets.put_secret_value(
@@ -355,7 +355,7 @@ def test_two_events_in_one_second_are_resolved_by_refetching(hooks: Account) -> 
 @contextmanager
 def failing(operation: str, *, times: int = 1) -> Iterator[list[int]]:
     """Make the projection store's DynamoDB ``operation`` fail ``times`` times."""
-    client = projection_store_for_table(TABLE).client
+    client = store_for_table(TABLE).client
     calls = [0]
 
     def fail(**_: Any) -> None:
@@ -409,7 +409,7 @@ def test_the_common_path_is_two_dynamodb_requests_and_no_stripe_call(hooks: Acco
     for event in events_from_changes(hooks.changes(), types=("product.", "price.")):
         deliver(event)
     assert deliver(created).body["outcome"] == "applied"
-    client = projection_store_for_table(TABLE).client
+    client = store_for_table(TABLE).client
     hooks.clear_requests_log()
     with dynamodb_calls(client) as first:
         assert deliver(updated).body["outcome"] == "applied"

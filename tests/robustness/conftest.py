@@ -21,8 +21,8 @@ import pytest
 import requests
 import stripe
 
-from billing.projection_store import projection_store_for_table
-from billing.stripe_client import STRIPE_API_VERSION
+from billing.store.table import store_for_table
+from billing.stripe_api.client import STRIPE_API_VERSION
 from sandbox.dev import LocalDeployment, local_deployment
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.conftest import forget_cached_clients
@@ -70,7 +70,7 @@ class Product:
 
     def functions_dynamodb(self) -> Any:
         """The DynamoDB client the functions use (one per table and warm container)."""
-        return projection_store_for_table(self.table).client
+        return store_for_table(self.table).client
 
 
 @pytest.fixture(scope="module")

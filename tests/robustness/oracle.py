@@ -17,19 +17,21 @@ from typing import Any
 
 import stripe
 
-from billing.attributes import from_item, to_attribute
-from billing.projection import CatalogCopies, change_from_object
-from billing.projection_store import (
+from billing.projection.fold import CatalogCopies, change_from_object
+from billing.projection.records import Kind
+from billing.read.settings import get_snapshot_settings
+from billing.read.snapshot import BillingSnapshot, compose, to_json
+from billing.store.attributes import from_item, to_attribute
+from billing.store.keys import (
     INVOICE_PREFIX,
+    LINK,
     SNAPSHOT,
-    UserItems,
+    customer_key,
     invoice_sort_key,
     slot_attribute,
+    user_key,
 )
-from billing.records import Kind
-from billing.snapshot import BillingSnapshot, compose, to_json
-from billing.snapshot_settings import get_snapshot_settings
-from billing.store import LINK, customer_key, user_key
+from billing.store.writes import UserItems
 
 USER_METADATA_KEY = "user_id"
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import requests
 
-from billing.projection_store import event_key
-from billing.secrets import secrets_provider
-from billing.settings import get_settings
+from billing.aws.secrets import secrets_provider
+from billing.aws.settings import get_settings
+from billing.store.keys import event_key
 from sandbox.stripe_standin.state import WebhookDelivery
 from sandbox.stripe_standin.webhooks import signature_header
 from tests.robustness.conftest import Product
@@ -40,7 +40,7 @@ from tests.support.aws import template
 # API Gateway answers a bare 500 once a function runs past its Timeout.
 FUNCTION_TIMEOUT = float(template()["Globals"]["Function"]["Timeout"])
 ATTEMPTS = 3  # the layer's DynamoDB client: one call and two retries
-SECRETS_ATTEMPTS = 2  # billing.secrets: one call and one retry
+SECRETS_ATTEMPTS = 2  # billing.aws.secrets: one call and one retry
 
 
 def assert_retry_later(response: requests.Response, status: int, code: str) -> None:

@@ -42,8 +42,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from billing.projection_store import invoice_sort_key
-from billing.snapshot import encode_cursor
+from billing.read.snapshot import encode_cursor
+from billing.store.keys import invoice_sort_key
 from sandbox.stripe_standin.webhooks import signature_header
 from tests.robustness.conftest import Product
 from tools.openapi import OPENAPI_FILE, openapi_document

@@ -22,9 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import requests
 
-from billing.projection_store import event_key
+from billing.store.keys import event_key
 from sandbox.stripe_standin.webhooks import signature_header
 from tests.robustness.conftest import Product
 from tests.robustness.moto_transactions import transactions_copy_only_their_items
@@ -82,6 +83,7 @@ def record_history(product: Product, index: int, prices: dict[str, str]) -> tupl
     return user, customer
 
 
+@pytest.mark.timeout(600)  # minutes of work by design; the default is 120 s
 def test_2000_shuffled_duplicated_events_for_200_customers_converge(product: Product) -> None:
     api = product.stripe.v1
     endpoint = product.deployment.webhook_endpoint_id

@@ -6,7 +6,7 @@ a card number pushed through its success and error paths. Logging is as
 verbose as a deployment can make it: the functions' Powertools loggers at
 DEBUG (``LogLevel=DEBUG``) and Lambda's application log level at DEBUG too
 (Advanced Logging Controls, one switch in the console), which lets every
-library logger write at DEBUG; ``billing.library_logs`` caps the ones that
+library logger write at DEBUG; ``billing.aws.library_logs`` caps the ones that
 would write secrets (the last test shows what they write without the caps).
 Every record is captured (``tests.security.logcapture``; the test doubles' own
 loggers excepted); an uncaught exception counts as logged too (the Lambda
@@ -31,9 +31,9 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 
-from billing import custom_resource
-from billing.library_logs import LIBRARY_LOG_LEVELS
-from billing.stripe_client import get_stripe_client, reset_stripe_client
+from billing.aws.library_logs import LIBRARY_LOG_LEVELS
+from billing.provisioning import answer as custom_resource
+from billing.stripe_api.client import get_stripe_client, reset_stripe_client
 from functions.backfill.app import lambda_handler as backfill
 from functions.billing.app import lambda_handler as billing
 from functions.invoices.app import lambda_handler as invoices_page

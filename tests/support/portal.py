@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 
-from billing.store import user_key
+from billing.store.keys import user_key
 from functions.billing.app import lambda_handler as billing_handler
 from functions.portal_session.app import lambda_handler
 from tests.conftest import TABLE

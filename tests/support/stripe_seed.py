@@ -8,7 +8,7 @@ from typing import Any
 import requests
 import stripe
 
-from billing.stripe_client import STRIPE_API_VERSION
+from billing.stripe_api.client import STRIPE_API_VERSION
 from sandbox.stripe_standin.server import StripeStandIn
 
 PLANS = {

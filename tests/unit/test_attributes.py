@@ -1,4 +1,4 @@
-"""billing.attributes against boto3's own TypeSerializer/TypeDeserializer, the oracle.
+"""billing.store.attributes against boto3's own TypeSerializer/TypeDeserializer, the oracle.
 
 The layer stopped importing boto3 for cold-start time; these tests keep its converters
 byte-for-byte what boto3 would have sent and returned, on generated values of every type
@@ -15,7 +15,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.attributes import from_attribute, from_item, to_attribute
+from billing.store.attributes import from_attribute, from_item, to_attribute
 
 boto3_serializer = TypeSerializer()
 boto3_deserializer = TypeDeserializer()

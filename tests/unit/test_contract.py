@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import stripe
 
-from billing.stripe_client import STRIPE_API_VERSION
-from billing.stripe_enums import FLOW_TYPES, PORTAL_LOCALES
+from billing.stripe_api.client import STRIPE_API_VERSION
+from billing.stripe_api.enums import FLOW_TYPES, PORTAL_LOCALES
+from tests.security.stack import sam_transform
 from tests.support.aws import template
 from tools.openapi import OPENAPI_FILE, openapi_document
 
@@ -71,6 +73,19 @@ def test_table_is_on_demand_encrypted_recoverable_with_ttl() -> None:
     assert table["UpdateReplacePolicy"] == "Retain"
 
 
+def deployed_functions() -> dict[str, Any]:
+    """Every Lambda function's properties after SAM's transform, by logical id."""
+    resources = sam_transform(template())["Resources"]
+    functions = {
+        name: resource["Properties"]
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+    declared = [n for n, r in template()["Resources"].items() if r["Type"].endswith("::Function")]
+    assert sorted(functions) == sorted(declared)
+    return functions
+
+
 def test_functions_are_python313_on_arm64_with_the_layer() -> None:
     resources = template()["Resources"]
     function_globals = template()["Globals"]["Function"]
@@ -78,9 +93,10 @@ def test_functions_are_python313_on_arm64_with_the_layer() -> None:
     assert function_globals["Architectures"] == ["arm64"]
     layer = resources["BillingLayer"]
     assert layer["Metadata"]["BuildMethod"] == "makefile"
-    for resource in resources.values():
-        if resource["Type"] == "AWS::Serverless::Function":
-            assert {"Ref": "BillingLayer"} in resource["Properties"]["Layers"]
+    # As deployed: SAM merges Globals into each function and names the layer version.
+    for name, function in deployed_functions().items():
+        layers = [ref["Ref"] for ref in function["Layers"]]
+        assert [ref for ref in layers if ref.startswith("BillingLayer")], name
 
 
 def test_the_webhook_endpoint_is_registered_on_the_pinned_api_version() -> None:
@@ -104,13 +120,11 @@ def test_custom_resources_bound_a_lost_answer_and_are_never_retried_by_lambda() 
 def test_the_log_level_parameter_reaches_lambda_and_powertools() -> None:
     # With JSON logs Lambda sets AWS_LAMBDA_LOG_LEVEL (INFO unless told), and
     # Powertools obeys it over POWERTOOLS_LOG_LEVEL: both must come from LogLevel.
-    resources = template()["Resources"]
     lambda_levels = {"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
     assert set(template()["Parameters"]["LogLevel"]["AllowedValues"]) <= lambda_levels
     assert template()["Globals"]["Function"]["Environment"]["Variables"][
         "POWERTOOLS_LOG_LEVEL"
     ] == {"Ref": "LogLevel"}
-    for name, resource in resources.items():
-        if resource["Type"] == "AWS::Serverless::Function":
-            logging = resource["Properties"]["LoggingConfig"]
-            assert logging["ApplicationLogLevel"] == {"Ref": "LogLevel"}, name
+    for name, function in deployed_functions().items():
+        assert function["LoggingConfig"]["ApplicationLogLevel"] == {"Ref": "LogLevel"}, name
+        assert function["LoggingConfig"]["LogFormat"] == "JSON", name

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from billing.domain import (
+from billing.core.domain import (
     AfterCompletion,
     CatalogPrice,
     CurrentSubscription,
@@ -14,8 +14,13 @@ from billing.domain import (
     PlanChange,
     SubscriptionItem,
 )
-from billing.errors import AlreadyCancelling, AlreadyOnPlan, NoSubscription, UnsupportedSubscription
-from billing.flows import build_after_completion, build_flow_data
+from billing.core.errors import (
+    AlreadyCancelling,
+    AlreadyOnPlan,
+    NoSubscription,
+    UnsupportedSubscription,
+)
+from billing.portal.flows import build_after_completion, build_flow_data
 
 RETURN = "https://app.example.com/account"
 SUB = CurrentSubscription(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing.portal_config import (
+from billing.provisioning.portal_config import (
     ConfigurationInvalid,
     PriceFound,
     parse_portal_configuration,

@@ -21,9 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from billing.attributes import from_attribute, to_attribute
-from billing.http import ErrorDetail, ErrorResponse, error_response
-from billing.records import (
+from billing.api.http import ErrorDetail, ErrorResponse, error_response
+from billing.projection.records import (
     CustomerRecord,
     InvoiceRecord,
     PaymentMethodRecord,
@@ -32,7 +31,8 @@ from billing.records import (
     Record,
     SubscriptionRecord,
 )
-from billing.snapshot import BillingSnapshot, InvoicePage, to_json
+from billing.read.snapshot import BillingSnapshot, InvoicePage, to_json
+from billing.store.attributes import from_attribute, to_attribute
 
 RECORDS = (
     CustomerRecord,

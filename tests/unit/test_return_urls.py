@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.errors import ReturnUrlNotAllowed
-from billing.return_urls import ReturnUrlPolicy
+from billing.core.errors import ReturnUrlNotAllowed
+from billing.portal.return_urls import ReturnUrlPolicy
 
 POLICY = ReturnUrlPolicy.from_allowed(
     ["https://app.example.com", "http://localhost:5173", "https://shop.example.com/billing/"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from billing.settings import Settings
+from billing.aws.settings import Settings
 
 BASE = {
     "TABLE_NAME": "billing",

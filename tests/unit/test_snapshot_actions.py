@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from billing.domain import CurrentSubscription
-from billing.snapshot import actions_for
+from billing.core.domain import CurrentSubscription
+from billing.read.snapshot import actions_for
 
 
 def test_snapshot_actions_offer_pause_only_where_stripe_can_pause() -> None:

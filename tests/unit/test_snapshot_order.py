@@ -5,8 +5,8 @@ from __future__ import annotations
 from itertools import permutations
 from typing import Any
 
-from billing.projection_store import UserItems
-from billing.snapshot import compose
+from billing.read.snapshot import compose
+from billing.store.writes import UserItems
 
 CUSTOMER = "cus_1"
 

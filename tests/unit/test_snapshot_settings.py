@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from billing.snapshot_settings import DEFAULT_PORTAL_FLOWS, InvalidSettings, SnapshotSettings
+from billing.read.settings import DEFAULT_PORTAL_FLOWS, InvalidSettings, SnapshotSettings
 
 
 def test_defaults_need_only_the_table() -> None:

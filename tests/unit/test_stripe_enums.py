@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from stripe.params import billing_portal as portal
 
-from billing.domain import AfterCompletion, FlowKind
-from billing.stripe_enums import (
+from billing.core.domain import AfterCompletion, FlowKind
+from billing.stripe_api.enums import (
     AFTER_COMPLETION_TYPES,
     CUSTOMER_UPDATE_FIELDS,
     FLOW_TYPES,

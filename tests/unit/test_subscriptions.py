@@ -7,11 +7,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from billing.domain import CurrentSubscription, SubscriptionItem
-from billing.errors import Unauthenticated
-from billing.identity import user_from_claims
-from billing.models import PortalSessionRequest
-from billing.subscriptions import pick_current_subscription
+from billing.api.identity import user_from_claims
+from billing.core.domain import CurrentSubscription, SubscriptionItem
+from billing.core.errors import Unauthenticated
+from billing.core.subscriptions import pick_current_subscription
+from billing.portal.models import PortalSessionRequest
 
 ITEM = (SubscriptionItem(id="si", price_id="price", quantity=1),)
 

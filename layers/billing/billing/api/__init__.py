@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the API functions: error bodies, exception handlers, the caller."""

@@ -1,0 +1,1 @@
+"""The edges on AWS: settings from the environment, secrets, library log levels."""

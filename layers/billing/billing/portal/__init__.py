@@ -1,0 +1,1 @@
+"""The signed-in user's side: portal sessions and SetupIntents, flow deep links, return URLs."""

@@ -1,0 +1,1 @@
+"""The webhook path: the event registry, records, the fold of an event and its intake."""

@@ -1,0 +1,111 @@
+"""Rebuild the projection from Stripe, and replay events Stripe could not deliver.
+
+Safe to run at any time, also while webhooks flow: every object goes through
+the webhook's versioned writes with the version ``started - 1`` (the second
+before the run began). An event created after that wins over the fetched
+state, and a fetched state wins over older events. Repeated runs are harmless.
+
+Order: customers first (their metadata links users), then catalog,
+subscriptions, invoices and each customer's payment methods; then
+``events.list(delivery_success=false)`` of the last 30 days, oldest first,
+through the normal event path (already-applied events are duplicates). Only the
+types of ``billing.projection.registry`` are replayed: Stripe lists undelivered events
+of every type, also those no endpoint of ours subscribes to.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import stripe
+from aws_lambda_powertools import Logger
+
+from billing.projection.fold import StripeEvent
+from billing.projection.intake import WebhookProcessor
+from billing.projection.records import Kind
+from billing.projection.registry import handled_type
+from billing.stripe_api.client import stripe_errors
+
+logger = Logger(child=True)
+
+REPLAY_WINDOW_SECONDS = 30 * 86400  # how far back Stripe lists events
+_PAGE = 100
+
+
+@dataclass
+class BackfillReport:
+    """Counts of outcomes per kind, e.g. ``{"subscription": {"applied": 3}}``."""
+
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def add(self, kind: str, outcome: str) -> None:
+        self.counts.setdefault(kind, Counter())[outcome] += 1
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {kind: dict(counter) for kind, counter in sorted(self.counts.items())}
+
+
+@dataclass
+class Backfill:
+    processor: WebhookProcessor
+    client: stripe.StripeClient
+
+    def run(self, *, replay: bool = True, now: float | None = None) -> BackfillReport:
+        started = int(time.time() if now is None else now)
+        version = started - 1
+        report = BackfillReport()
+        api = self.client.v1
+        sources: list[tuple[Kind, str, Any, dict[str, Any]]] = [
+            (Kind.CUSTOMER, "customers.list", api.customers.list, {}),
+            (Kind.PRODUCT, "products.list", api.products.list, {}),
+            (Kind.PRICE, "prices.list", api.prices.list, {}),
+            (Kind.SUBSCRIPTION, "subscriptions.list", api.subscriptions.list, {"status": "all"}),
+            (Kind.INVOICE, "invoices.list", api.invoices.list, {}),
+        ]
+        customers: list[str] = []
+        for kind, operation, list_call, params in sources:
+            for obj in self._all(operation, list_call, params):
+                if kind is Kind.CUSTOMER:
+                    customers.append(obj["id"])
+                self._apply(report, kind, obj, version, started)
+        for customer_id in customers:
+            list_methods = partial(api.customers.payment_methods.list, customer_id)
+            for method in self._all("customers.payment_methods.list", list_methods, {}):
+                self._apply(report, Kind.PAYMENT_METHOD, method, version, started)
+        if replay:
+            self._replay(report, since=started - REPLAY_WINDOW_SECONDS)
+        logger.info("Backfill done", extra={"report": report.as_dict()})
+        return report
+
+    def _apply(
+        self, report: BackfillReport, kind: Kind, obj: dict[str, Any], version: int, run: int
+    ) -> None:
+        source = f"evt_backfill_{run}_{obj['id']}"
+        report.add(
+            kind.value, self.processor.apply_object(kind, obj, version=version, source=source)
+        )
+
+    def _replay(self, report: BackfillReport, *, since: int) -> None:
+        params = {"delivery_success": False, "created": {"gte": since}}
+        undelivered = [
+            event
+            for event in self._all("events.list", self.client.v1.events.list, params)
+            if handled_type(event.get("type") or "") is not None
+        ]
+        for raw in sorted(undelivered, key=lambda e: (e["created"], e["id"])):
+            outcome = self.processor.process(StripeEvent.model_validate(raw))
+            report.add("replayed_event", outcome.value)
+
+    @staticmethod
+    def _all(operation: str, list_call: Any, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every object of a Stripe list, page by page, as plain dicts."""
+        with stripe_errors(operation):
+            page = list_call(params={**params, "limit": _PAGE})
+            items: Iterable[Any] = page.auto_paging_iter()
+            for item in items:
+                yield item.to_dict()

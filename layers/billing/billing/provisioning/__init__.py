@@ -1,0 +1,1 @@
+"""The deploy path: the custom resources, their specs, and answering CloudFormation."""

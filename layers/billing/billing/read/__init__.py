@@ -1,0 +1,1 @@
+"""The read path: the billing snapshot and invoice pages (no stripe, no pydantic)."""

@@ -1,0 +1,1 @@
+"""The one DynamoDB store: the key schema, the user/customer link, the projection's writes."""

@@ -1,0 +1,1 @@
+"""The one Stripe client, and Stripe's enumerations read from stripe-python."""
