@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from werkzeug.wrappers import Request, Response
 
+from sandbox.stripe_standin.core import Obj
 from sandbox.stripe_standin.pages import escape, format_date, format_money, html_page
-from sandbox.stripe_standin.state import Obj, StripeState
+from sandbox.stripe_standin.state import StripeState
 
 
 class HostedInvoicePages:

@@ -37,28 +37,33 @@ Browser tests find things by ``data-testid`` (and inputs by ``id``:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlencode
 
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from sandbox.stripe_standin.pages import escape as _e
-from sandbox.stripe_standin.pages import format_date as _date
-from sandbox.stripe_standin.pages import format_date_time as _date_time
-from sandbox.stripe_standin.pages import format_money as _money
-from sandbox.stripe_standin.pages import html_page
-from sandbox.stripe_standin.state import (
+from sandbox.stripe_standin.core import (
     MANAGEABLE_STATUSES,
     TEST_CARDS,
     Obj,
     PortalSessionUnavailable,
     StripeApiError,
-    StripeState,
     add_interval,
 )
+from sandbox.stripe_standin.pages import escape as _e
+from sandbox.stripe_standin.pages import format_date as _date
+from sandbox.stripe_standin.pages import format_date_time as _date_time
+from sandbox.stripe_standin.pages import format_money as _money
+from sandbox.stripe_standin.pages import html_page
+from sandbox.stripe_standin.portal_flows import (
+    SubscriptionFlows,
+    Visit,
+    alert,
+    parse_quantity,
+    per_interval,
+)
+from sandbox.stripe_standin.state import StripeState
 
 # The cards offered on the payment-method page, with what each does.
 PORTAL_CARDS = {
@@ -66,16 +71,6 @@ PORTAL_CARDS = {
     "pm_card_mastercard": "Mastercard •••• 4444, payments succeed",
     "pm_card_chargeCustomerFail": "Visa •••• 0341, saved, but renewals are declined",
     "pm_card_visa_chargeDeclined": "Visa •••• 0002, declined when saved",
-}
-REASON_LABELS = {
-    "too_expensive": "It's too expensive",
-    "missing_features": "Some features are missing",
-    "switched_service": "I'm switching to a different service",
-    "unused": "I don't use the service enough",
-    "customer_service": "Customer service was less than expected",
-    "too_complex": "Ease of use was less than expected",
-    "low_quality": "Quality was less than expected",
-    "other": "Other reason",
 }
 NOTICES = {
     "payment_method": "Your payment method was updated.",
@@ -139,45 +134,7 @@ _PAGES = Map(
 )
 
 
-def _discount(coupon: Obj) -> str:
-    """``50% off for 3 months``: what a coupon gives, in a customer's words."""
-    if coupon.get("percent_off") is not None:
-        off = f"{coupon['percent_off']:g}% off"
-    else:
-        off = f"{coupon['amount_off'] / 100:.2f} {str(coupon['currency']).upper()} off"
-    if coupon["duration"] == "repeating":
-        return f"{off} for {coupon['duration_in_months']} months"
-    return f"{off} {'forever' if coupon['duration'] == 'forever' else 'on your next invoice'}"
-
-
-def _per(price: Obj) -> str:
-    recurring = price.get("recurring") or {}
-    interval, count = recurring.get("interval"), recurring.get("interval_count", 1)
-    amount = _money(price["unit_amount"], price["currency"])
-    if interval is None:
-        return amount
-    return f"{amount} per {interval}" if count == 1 else f"{amount} every {count} {interval}s"
-
-
-@dataclass(frozen=True)
-class _Visit:
-    """One request to a session's pages."""
-
-    request: Request
-    token: str
-    session: Obj
-    completed: bool  # the session's flow is done (or it has none)
-
-    @property
-    def base(self) -> str:
-        return f"/p/session/{self.token}"
-
-    @property
-    def flow(self) -> Obj | None:
-        return None if self.completed else self.session["flow"]
-
-
-class PortalSimulator:
+class PortalSimulator(SubscriptionFlows):
     """The WSGI-side handler of ``/p/session/...`` over one ``StripeState``."""
 
     def __init__(self, state: StripeState) -> None:
@@ -207,19 +164,19 @@ class PortalSimulator:
                 "<p>Portal links are short-lived: go back and open the portal again.</p>",
                 status=gone.status,
             )
-        visit = _Visit(request, token, session, completed or session["flow"] is None)
+        visit = Visit(request, token, session, completed or session["flow"] is None)
         handler: Callable[..., Response] = getattr(self, f"_{endpoint}")
         try:
             return handler(visit, **args)
         except StripeApiError as error:
             status = error.status if error.status in (403, 404) else 400
             return self._page(
-                "Billing portal", self._header(visit) + _alert(error.message), status=status
+                "Billing portal", self._header(visit) + alert(error.message), status=status
             )
 
     # --- pages ---------------------------------------------------------------------------------
 
-    def _entry(self, visit: _Visit) -> Response:
+    def _entry(self, visit: Visit) -> Response:
         flow = visit.flow
         if flow is None:
             return self._home(visit)
@@ -240,7 +197,7 @@ class PortalSimulator:
         }
         return pages[kind]()
 
-    def _home(self, visit: _Visit) -> Response:
+    def _home(self, visit: Visit) -> Response:
         state, customer_id = self.state, visit.session["customer"]
         config = state.portal_configuration(visit.session)
         features = config["features"]
@@ -278,13 +235,13 @@ class PortalSimulator:
         )
         return self._page("Billing portal", "".join(parts))
 
-    def _plans(self, visit: _Visit, subs: list[Obj], features: Obj) -> str:
+    def _plans(self, visit: Visit, subs: list[Obj], features: Obj) -> str:
         rows = []
         for sub in subs:
             items = sub["items"]["data"]
             lines = "".join(
                 f'<p><strong data-testid="plan-name">{_e(self._product_name(i["price"]))}'
-                f"</strong> · {_e(_per(i['price']))}"
+                f"</strong> · {_e(per_interval(i['price']))}"
                 f' · <span data-testid="plan-quantity">&times; {i["quantity"]}</span></p>'
                 for i in items
             )
@@ -336,9 +293,7 @@ class PortalSimulator:
             f"{body}</section>"
         )
 
-    def _payment_methods(
-        self, visit: _Visit, customer: Obj, cards: list[Obj], features: Obj
-    ) -> str:
+    def _payment_methods(self, visit: Visit, customer: Obj, cards: list[Obj], features: Obj) -> str:
         default = customer["invoice_settings"]["default_payment_method"]
         rows = []
         for pm in cards:
@@ -398,7 +353,7 @@ class PortalSimulator:
             f"Invoice history</h2>{body}</section>"
         )
 
-    def _payment_method(self, visit: _Visit, error: str | None = None) -> Response:
+    def _payment_method(self, visit: Visit, error: str | None = None) -> Response:
         self.state.portal_configuration(visit.session, "payment_method_update")
         chosen = visit.request.form.get("card", "pm_card_visa")
         options = "".join(
@@ -409,7 +364,7 @@ class PortalSimulator:
         )
         body = (
             self._header(visit)
-            + (_alert(error) if error else "")
+            + (alert(error) if error else "")
             + '<h1 data-testid="payment-method-page">Update payment method</h1>'
             f'<section><form method="post" action="{visit.base}/payment-method">'
             f"<fieldset><legend>Test card</legend>{options}</fieldset>"
@@ -419,7 +374,7 @@ class PortalSimulator:
         )
         return self._page("Update payment method", body, status=400 if error else 200)
 
-    def _save_payment_method(self, visit: _Visit) -> Response:
+    def _save_payment_method(self, visit: Visit) -> Response:
         card = visit.request.form.get("card", "")
         try:
             self.state.portal_update_payment_method(visit.session, card)
@@ -429,265 +384,8 @@ class PortalSimulator:
             return self._payment_method(visit, error.message)
         return self._done(visit, "payment_method")
 
-    def _cancel(self, visit: _Visit, sub_id: str, error: str | None = None) -> Response:
-        config = self.state.portal_configuration(visit.session, "subscription_cancel")
-        cancel = config["features"]["subscription_cancel"]
-        sub = self.state.render(self.state.portal_subscription(visit.session, sub_id))
-        item = sub["items"]["data"][0]
-        if cancel["mode"] == "immediately":
-            effect = "Your plan will be canceled immediately."
-        else:
-            end = max(i["current_period_end"] for i in sub["items"]["data"])
-            effect = (
-                "Your plan will be canceled, but is still available until the end of your "
-                f"billing period on {_date(end)}."
-            )
-        survey = cancel["cancellation_reason"]
-        reasons = ""
-        if survey["enabled"] and survey["options"]:
-            reasons = (
-                "<fieldset><legend>Tell us why you are canceling (optional)</legend>"
-                + "".join(
-                    f'<label for="reason-{_e(option)}"><input type="radio" name="reason" '
-                    f'id="reason-{_e(option)}" value="{_e(option)}"> '
-                    f"{_e(REASON_LABELS.get(option, option))}</label>"
-                    for option in survey["options"]
-                )
-                + "</fieldset>"
-            )
-        retention = ((visit.flow or {}).get("subscription_cancel") or {}).get("retention")
-        offer = ""
-        if retention:
-            coupon = self.state.render(
-                self.state.get(retention["coupon_offer"]["coupon"], "coupon")
-            )
-            offer = (
-                '<section data-testid="retention-offer"><h2>Before you go</h2>'
-                f"<p>Stay and get {_e(_discount(coupon))}.</p>"
-                f'<form method="post" action="{visit.base}/subscriptions/{_e(sub_id)}/retention">'
-                '<button type="submit" data-testid="accept-offer">Accept offer</button>'
-                "</form></section>"
-            )
-        body = (
-            self._header(visit)
-            + (_alert(error) if error else "")
-            + offer
-            + '<h1 data-testid="cancel-page">Cancel your plan</h1><section>'
-            f"<p><strong>{_e(self._product_name(item['price']))}</strong> · "
-            f"{_e(_per(item['price']))}</p>"
-            f'<p data-testid="cancel-effect">{_e(effect)}</p>'
-            f'<form method="post" action="{visit.base}/subscriptions/{_e(sub_id)}/cancel">'
-            f'{reasons}<div class="actions"><button type="submit" class="danger" '
-            'id="confirm-cancel" data-testid="confirm-cancel">Cancel plan</button>'
-            f"{self._back(visit)}</div></form></section>"
-        )
-        return self._page("Cancel your plan", body, status=400 if error else 200)
-
-    def _confirm_cancel(self, visit: _Visit, sub_id: str) -> Response:
-        reason = visit.request.form.get("reason") or None
-        try:
-            sub = self.state.portal_cancel_subscription(visit.session, sub_id, reason)
-        except StripeApiError as error:
-            if error.status in (403, 404):
-                raise
-            return self._cancel(visit, sub_id, error.message)
-        return self._done(visit, "canceled" if sub["status"] == "canceled" else "cancel_scheduled")
-
-    def _accept_retention(self, visit: _Visit, sub_id: str) -> Response:
-        retention = ((visit.flow or {}).get("subscription_cancel") or {}).get("retention")
-        if not retention:
-            raise StripeApiError("This session offers nothing.", status=404)
-        self.state.portal_apply_coupon(visit.session, sub_id, retention["coupon_offer"]["coupon"])
-        return self._done(visit, "offer_accepted")
-
-    def _pause(self, visit: _Visit, sub_id: str, error: str | None = None) -> Response:
-        config = self.state.portal_configuration(visit.session, "subscription_pause")
-        duration = config["features"]["subscription_pause"]["duration"]
-        if duration["type"] == "indefinite":
-            choices = '<input type="hidden" name="duration" value="indefinite">'
-            effect = "Your plan pauses until you resume it."
-        else:
-            choices = (
-                "<fieldset><legend>For how long?</legend>"
-                + "".join(
-                    f'<label for="duration-{n}"><input type="radio" name="duration" '
-                    f'id="duration-{n}" value="{n}"{" checked" if n == 0 else ""}> '
-                    f"{option['interval_count']} {_e(option['interval'])}"
-                    f"{'s' if option['interval_count'] > 1 else ''}</label>"
-                    for n, option in enumerate(duration["interval_options"])
-                )
-                + "</fieldset>"
-            )
-            effect = "You are not billed while your plan is paused."
-        body = (
-            self._header(visit)
-            + (_alert(error) if error else "")
-            + '<h1 data-testid="pause-page">Pause your plan</h1><section>'
-            f'<p data-testid="pause-effect">{_e(effect)}</p>'
-            f'<form method="post" action="{visit.base}/subscriptions/{_e(sub_id)}/pause">'
-            f'{choices}<div class="actions"><button type="submit" id="confirm-pause" '
-            'data-testid="confirm-pause">Pause plan</button>'
-            f"{self._back(visit)}</div></form></section>"
-        )
-        return self._page("Pause your plan", body, status=400 if error else 200)
-
-    def _confirm_pause(self, visit: _Visit, sub_id: str) -> Response:
-        choice = visit.request.form.get("duration", "0")
-        try:
-            self.state.portal_pause_subscription(visit.session, sub_id, choice)
-        except StripeApiError as error:
-            if error.status in (403, 404):
-                raise
-            return self._pause(visit, sub_id, error.message)
-        return self._done(visit, "paused")
-
-    def _customer(self, visit: _Visit, error: str | None = None) -> Response:
-        config = self.state.portal_configuration(visit.session, "customer_update")
-        allowed = config["features"]["customer_update"]["allowed_updates"]
-        with self.state.lock:
-            customer = self.state.render(self.state.get(visit.session["customer"], "customer"))
-        fields = "".join(
-            f'<label for="{field}">{field.title()}<input id="{field}" name="{field}" '
-            f'data-testid="customer-{field}" value="{_e(customer.get(field) or "")}"></label>'
-            for field in ("email", "name")
-            if field in allowed
-        )
-        body = (
-            self._header(visit)
-            + (_alert(error) if error else "")
-            + '<h1 data-testid="customer-page">Your details</h1><section>'
-            f'<form method="post" action="{visit.base}/customer">{fields}'
-            '<div class="actions"><button type="submit" data-testid="save-customer">Save'
-            f"</button>{self._back(visit)}</div></form></section>"
-        )
-        return self._page("Your details", body, status=400 if error else 200)
-
-    def _save_customer(self, visit: _Visit) -> Response:
-        form = visit.request.form
-        try:
-            self.state.portal_update_customer(
-                visit.session, {k: form[k] for k in ("email", "name") if k in form}
-            )
-        except StripeApiError as error:
-            if error.status in (403, 404):
-                raise
-            return self._customer(visit, error.message)
-        return self._done(visit, "details_saved")
-
-    def _renew(self, visit: _Visit, sub_id: str) -> Response:
-        self.state.portal_renew_subscription(visit.session, sub_id)
-        return self._done(visit, "renewed")
-
-    def _update(self, visit: _Visit, sub_id: str, error: str | None = None) -> Response:
-        config = self.state.portal_configuration(visit.session, "subscription_update")
-        update = config["features"]["subscription_update"]
-        sub = self.state.render(self.state.portal_subscription(visit.session, sub_id))
-        item = sub["items"]["data"][0]
-        current = item["price"]["id"]
-        offers = self.state.portal_offers(config["id"])
-        if "price" in update["default_allowed_updates"]:
-            options = "".join(
-                f'<label for="price-{_e(price["id"])}"><input type="radio" name="price" '
-                f'id="price-{_e(price["id"])}" value="{_e(price["id"])}"'
-                f"{' checked' if price['id'] == current else ''}> "
-                f"{_e(self._product_name(price))} · {_e(_per(price))}"
-                + (" (current plan)" if price["id"] == current else "")
-                + "</label>"
-                for price in self._prices(offers)
-            )
-            choice = f"<fieldset><legend>Choose a plan</legend>{options}</fieldset>"
-        else:
-            choice = f'<input type="hidden" name="price" value="{_e(current)}">'
-        quantity = ""
-        adjustable = [
-            o["adjustable_quantity"] for o in offers.values() if o["adjustable_quantity"]["enabled"]
-        ]
-        if "quantity" in update["default_allowed_updates"] and adjustable:
-            limits = (offers.get(current) or {}).get("adjustable_quantity") or adjustable[0]
-            high = f' max="{limits["maximum"]}"' if limits["maximum"] else ""
-            quantity = (
-                '<label for="quantity">Quantity</label>'
-                f'<input type="number" id="quantity" name="quantity" inputmode="numeric" '
-                f'min="{limits["minimum"] or 1}"{high} value="{item["quantity"]}">'
-            )
-        body = (
-            self._header(visit)
-            + (_alert(error) if error else "")
-            + '<h1 data-testid="update-page">Update your plan</h1><section>'
-            f'<form method="get" action="{visit.base}/subscriptions/{_e(sub_id)}/confirm">'
-            f'{choice}{quantity}<div class="actions"><button type="submit" id="continue" '
-            f'data-testid="continue">Continue</button>{self._back(visit)}</div></form></section>'
-        )
-        return self._page("Update your plan", body, status=400 if error else 200)
-
-    def _confirm(
-        self,
-        visit: _Visit,
-        sub_id: str,
-        *,
-        price_id: str | None = None,
-        quantity: int | None = None,
-        error: str | None = None,
-    ) -> Response:
-        self.state.portal_configuration(visit.session, "subscription_update")
-        sub = self.state.render(self.state.portal_subscription(visit.session, sub_id))
-        item = sub["items"]["data"][0]
-        args = visit.request.args
-        price_id = price_id or args.get("price") or item["price"]["id"]
-        if quantity is None:
-            quantity = _quantity(args.get("quantity"), item["quantity"])
-        with self.state.lock:
-            price = self.state.objects.get(price_id)
-            if price is None or price.get("object") != "price":
-                raise StripeApiError("That plan is not offered here.", param="price")
-            price = self.state.render(price)
-        body = (
-            self._header(visit)
-            + (_alert(error) if error else "")
-            + '<h1 data-testid="confirm-page">Confirm your updates</h1><section>'
-            '<div class="scroll"><table><tbody>'
-            f"<tr><th>Current plan</th><td>{_e(self._product_name(item['price']))} · "
-            f"{_e(_per(item['price']))} &times; {item['quantity']}</td></tr>"
-            f'<tr><th>New plan</th><td data-testid="new-plan">{_e(self._product_name(price))} · '
-            f"{_e(_per(price))} &times; {quantity}</td></tr>"
-            "</tbody></table></div>"
-            f'<form method="post" action="{visit.base}/subscriptions/{_e(sub_id)}/confirm">'
-            f'<input type="hidden" name="price" value="{_e(price_id)}">'
-            f'<input type="hidden" name="quantity" value="{quantity}">'
-            '<div class="actions"><button type="submit" id="confirm-update" '
-            f'data-testid="confirm-update">Confirm</button>{self._back(visit)}</div>'
-            "</form></section>"
-        )
-        return self._page("Confirm your updates", body, status=400 if error else 200)
-
-    def _apply_update(self, visit: _Visit, sub_id: str) -> Response:
-        form = visit.request.form
-        price_id = form.get("price") or None
-        quantity = _quantity(form.get("quantity"), None)
-        try:
-            self.state.portal_change_plan(visit.session, sub_id, price_id, quantity)
-        except StripeApiError as error:
-            if error.status in (403, 404):
-                raise
-            return self._confirm(
-                visit, sub_id, price_id=price_id, quantity=quantity, error=error.message
-            )
-        return self._done(visit, "updated")
-
-    def _confirmation(self, visit: _Visit) -> Response:
-        flow = visit.session["flow"] or {}
-        after = flow.get("after_completion") or {}
-        message = (after.get("hosted_confirmation") or {}).get(
-            "custom_message"
-        ) or "Your changes have been saved."
-        body = (
-            self._header(visit) + '<h1 data-testid="confirmation-page">All set</h1><section>'
-            f'<p data-testid="confirmation-message">{_e(message)}</p></section>'
-        )
-        return self._page("All set", body)
-
-    def _advance_clock(self, visit: _Visit) -> Response:
-        months = _quantity(visit.request.form.get("months"), None) or 1
+    def _advance_clock(self, visit: Visit) -> Response:
+        months = parse_quantity(visit.request.form.get("months"), None) or 1
         customer_id = visit.session["customer"]
         now = self.state.customer_now(customer_id)
         self.state.advance_clock(customer_id, to=add_interval(now, "month", months))
@@ -695,7 +393,7 @@ class PortalSimulator:
 
     # --- shared parts ----------------------------------------------------------------------------
 
-    def _done(self, visit: _Visit, notice: str) -> Response:
+    def _done(self, visit: Visit, notice: str) -> Response:
         """Where an action leads: the flow's ``after_completion`` once, else home."""
         flow = visit.flow
         if flow is not None and self.state.complete_portal_flow(visit.token):
@@ -706,7 +404,7 @@ class PortalSimulator:
                 return redirect(f"{visit.base}/confirmation", code=303)
         return redirect(f"{visit.base}?{urlencode({'notice': notice})}", code=303)
 
-    def _header(self, visit: _Visit) -> str:
+    def _header(self, visit: Visit) -> str:
         config = self.state.portal_configuration(visit.session)
         headline = config["business_profile"]["headline"]
         return_url = visit.session["return_url"]
@@ -719,7 +417,7 @@ class PortalSimulator:
         tagline = f'<p class="muted" data-testid="headline">{_e(headline)}</p>' if headline else ""
         return f"<header><p>{link}</p>{tagline}</header>"
 
-    def _back(self, visit: _Visit) -> str:
+    def _back(self, visit: Visit) -> str:
         """The way out of a page: home, or in a flow the business's ``return_url``."""
         if visit.flow is not None and visit.session["return_url"]:
             href = visit.session["return_url"]
@@ -744,16 +442,3 @@ class PortalSimulator:
 
     def _page(self, title: str, body: str, *, status: int = 200) -> Response:
         return html_page(title, self.state.business_name, body, status=status)
-
-
-def _alert(message: str) -> str:
-    return f'<p class="alert error" role="alert" data-testid="error">{_e(message)}</p>'
-
-
-def _quantity(raw: Any, default: int | None) -> int | None:
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise StripeApiError(f"Invalid quantity: {raw}", param="quantity") from None

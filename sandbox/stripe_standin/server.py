@@ -60,18 +60,18 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from sandbox.stripe_standin.forms import decode
-from sandbox.stripe_standin.invoices import HostedInvoicePages
-from sandbox.stripe_standin.portal import PortalSimulator
-from sandbox.stripe_standin.state import (
+from sandbox.stripe_standin.core import (
     SESSION_URL_SECONDS,
     SESSION_USE_SECONDS,
     Obj,
     StripeApiError,
-    StripeState,
     api_request,
     random_id,
 )
+from sandbox.stripe_standin.forms import decode
+from sandbox.stripe_standin.invoices import HostedInvoicePages
+from sandbox.stripe_standin.portal import PortalSimulator
+from sandbox.stripe_standin.state import StripeState
 from sandbox.stripe_standin.webhooks import (
     DEFAULT_RETRY_SCHEDULE,
     Deliverer,

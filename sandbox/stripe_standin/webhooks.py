@@ -41,7 +41,8 @@ from typing import Any, Literal, get_args
 
 import requests
 
-from sandbox.stripe_standin.state import StripeState, WebhookDelivery
+from sandbox.stripe_standin.core import WebhookDelivery
+from sandbox.stripe_standin.state import StripeState
 
 DEFAULT_RETRY_SCHEDULE = (0.2, 0.5, 1.0, 2.0, 4.0)
 DEFAULT_TIMEOUT_SECONDS = 5.0

@@ -21,8 +21,8 @@ import pytest
 import requests
 import stripe
 
+from sandbox.stripe_standin.core import add_interval
 from sandbox.stripe_standin.server import StripeStandIn
-from sandbox.stripe_standin.state import add_interval
 from tests.support.stripe_seed import Account, seed_account
 
 RETURN_URL = "https://app.example.com/account"

@@ -22,7 +22,7 @@ import requests
 from billing.aws.secrets import secrets_provider
 from billing.aws.settings import get_settings
 from billing.store.keys import event_key
-from sandbox.stripe_standin.state import WebhookDelivery
+from sandbox.stripe_standin.core import WebhookDelivery
 from sandbox.stripe_standin.webhooks import signature_header
 from tests.robustness.conftest import Product
 from tests.robustness.faults import (
