@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.cloudformation import load_template
+from sandbox.cloudformation import load_template, sam_translate
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / ".aws-sam" / "build"
@@ -208,14 +208,12 @@ def workspace(
 
 def function_environments() -> dict[str, dict[str, str]]:
     """Each function's environment at cold start, from ``template.yaml`` (dummy values)."""
-    template = load_template(ROOT / "template.yaml")
-    common = template.get("Globals", {}).get("Function", {}).get("Environment", {})
+    template = sam_translate(load_template(ROOT / "template.yaml"))  # Globals merged by SAM
     environments = {}
     for name, resource in template["Resources"].items():
-        if resource["Type"] != "AWS::Serverless::Function":
+        if resource["Type"] != "AWS::Lambda::Function":
             continue
-        own = resource["Properties"].get("Environment", {})
-        variables = {**common.get("Variables", {}), **own.get("Variables", {})}
+        variables = resource["Properties"].get("Environment", {}).get("Variables", {})
         environments[name] = {
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_REGION": "us-east-1",

@@ -1,8 +1,12 @@
 """Just enough CloudFormation to run ``template.yaml``'s custom resources and functions locally.
 
-:class:`LocalStack` resolves intrinsic functions (``Ref``, ``Fn::Sub``,
-``Fn::GetAtt``, ``Fn::If``, ``Fn::Join``, conditions) against parameter values
-and the local stand-ins of resources, and :func:`run_custom_resource` calls a
+:func:`sam_translate` applies SAM's own transform (``samtranslator``, the package
+``sam build`` and ``sam deploy`` use), so Globals, the HTTP API's routes, CORS and
+authorizer come out exactly as CloudFormation receives them; nothing here
+re-implements SAM. :class:`LocalStack` then resolves the intrinsic functions
+left (``Ref``, ``Fn::Sub``, ``Fn::GetAtt``, ``Fn::If``, ``Fn::Join``, conditions)
+against parameter values and the local stand-ins of resources: the one resolver
+of the local stack. :func:`run_custom_resource` calls a
 custom-resource function exactly as CloudFormation does: an event naming a
 pre-signed response URL (here a one-shot loopback server), then waiting for the
 single answer PUT there.
@@ -23,11 +27,10 @@ from typing import Any
 import boto3
 from cfnlint.decode import decode
 
-from sandbox.gateway.payload import LambdaContext
+from sandbox.lambda_runtime import ACCOUNT_ID as ACCOUNT
+from sandbox.lambda_runtime import REGION, LambdaContext
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -37,9 +40,49 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return dict(loaded)
 
 
+def sam_translate(
+    template: Mapping[str, Any],
+    *,
+    managed_policies: Callable[[], dict[str, str]] = dict,
+) -> dict[str, Any]:
+    """``template`` after the ``AWS::Serverless-2016-10-31`` transform, offline.
+
+    Local ``CodeUri``/``ContentUri`` folders become ``s3://artifacts/<folder>``, as
+    ``sam package`` leaves them, so a function's code folder is its ``Code.S3Key``.
+    ``managed_policies`` maps managed-policy names to ARNs (none locally).
+    """
+    # Imported here: samtranslator loads pydantic, and the import-budget checks run a
+    # handler beside this module's table helpers, which must not load it for them.
+    from samtranslator.parser.parser import Parser  # type: ignore[import-untyped]  # noqa: PLC0415
+    from samtranslator.translator.translator import (  # type: ignore[import-untyped]  # noqa: PLC0415
+        Translator,
+    )
+
+    document: dict[str, Any] = json.loads(json.dumps(template))  # plain dicts, not cfn-lint's
+    for resource in document.get("Resources", {}).values():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(props.get(key), str):
+                props[key] = f"s3://artifacts/{props[key].strip('/')}"
+    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
+    translated = translator.translate(
+        document, parameter_values={}, get_managed_policy_map=managed_policies
+    )
+    plain: dict[str, Any] = json.loads(json.dumps(translated))
+    return plain
+
+
+def code_folder(function: Mapping[str, Any]) -> str:
+    """The local folder of a translated ``AWS::Lambda::Function`` (see :func:`sam_translate`)."""
+    return str(function["Properties"]["Code"]["S3Key"])
+
+
 @dataclass
 class LocalStack:
-    """Parameter values, plus what each resource's ``Ref`` and attributes are locally."""
+    """Parameter values, plus what each resource's ``Ref`` and attributes are locally.
+
+    ``template`` is a translated one (:func:`sam_translate`): plain CloudFormation.
+    """
 
     template: dict[str, Any]
     stack_name: str
@@ -59,7 +102,7 @@ class LocalStack:
             values[name] = value
         self.parameters = values
         for logical_id, resource in self.template["Resources"].items():
-            if resource["Type"] == "AWS::Serverless::Function":
+            if resource["Type"] == "AWS::Lambda::Function":
                 arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.stack_name}-{logical_id}"
                 self.attributes.setdefault(logical_id, {"Arn": arn})
 
@@ -158,15 +201,15 @@ class LocalStack:
         out.append(rest)
         return "".join(out)
 
+    def functions(self) -> list[str]:
+        """The logical ids of the stack's Lambda functions."""
+        resources = self.template["Resources"]
+        return [name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"]
+
     def environment(self, logical_id: str) -> dict[str, str]:
-        """A function's environment variables: Globals, then its own, resolved."""
-        globals_ = self.template.get("Globals", {}).get("Function", {})
-        own = self.resource(logical_id)["Properties"]
-        variables = {
-            **globals_.get("Environment", {}).get("Variables", {}),
-            **own.get("Environment", {}).get("Variables", {}),
-        }
-        return {name: str(self.resolve(value)) for name, value in variables.items()}
+        """A function's environment variables (SAM merged in the Globals), resolved."""
+        variables = self.resource(logical_id)["Properties"].get("Environment", {})
+        return {name: str(self.resolve(v)) for name, v in variables.get("Variables", {}).items()}
 
 
 class CustomResourceFailed(RuntimeError):

@@ -67,6 +67,7 @@ from sandbox.cloudformation import (
     create_billing_table,
     load_template,
     run_custom_resource,
+    sam_translate,
 )
 from sandbox.gateway import LocalGateway, LocalIdentityProvider, PortInUse, serve
 from sandbox.queues import SqsEventSource, create_queue
@@ -198,7 +199,7 @@ def local_deployment(
             "PlanLookupKeys": ",".join(CATALOG),
             "PortalHeadline": "Acme Cloud: manage your plan",
         }
-        stack = LocalStack(load_template(), STACK_NAME, parameters=dict(parameters))
+        stack = LocalStack(sam_translate(load_template()), STACK_NAME, parameters=dict(parameters))
         _create_aws_resources(stack, api_key)
         os.environ.update(
             STRIPE_API_BASE=api_base,
@@ -357,9 +358,8 @@ def _start_catalog_fanout(stack: LocalStack) -> SqsEventSource:
 def _functions_environment(stack: LocalStack) -> dict[str, str]:
     """The union of every function's environment (they share this process)."""
     environment: dict[str, str] = {}
-    for logical_id, resource in stack.template["Resources"].items():
-        if resource["Type"] == "AWS::Serverless::Function":
-            environment.update(stack.environment(logical_id))
+    for logical_id in stack.functions():
+        environment.update(stack.environment(logical_id))
     return environment
 
 

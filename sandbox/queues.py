@@ -18,8 +18,7 @@ from typing import Any
 
 import boto3
 
-from sandbox.gateway.payload import LambdaContext
-from sandbox.gateway.routes import ACCOUNT_ID
+from sandbox.lambda_runtime import ACCOUNT_ID, LambdaContext
 
 logger = logging.getLogger(__name__)
 

@@ -28,7 +28,6 @@ from werkzeug.wrappers import Request, Response
 
 from sandbox.gateway.identity import JwtVerifier, LocalIdentityProvider, TokenRejected
 from sandbox.gateway.payload import (
-    LambdaContext,
     MalformedResult,
     build_event,
     build_response,
@@ -41,6 +40,7 @@ from sandbox.gateway.routes import (
     TemplateError,
     load_http_api,
 )
+from sandbox.lambda_runtime import LambdaContext
 
 logger = logging.getLogger("sandbox.gateway")
 
@@ -143,7 +143,7 @@ class LocalGateway:
         region: str = "us-east-1",
     ) -> LocalGateway:
         """The gateway for the HTTP API of the template at ``path`` with these parameter values."""
-        api = load_http_api(path, parameters, stack_name=stack_name, region=region)
+        api = load_http_api(path, parameters, stack_name=stack_name)
         return cls(api, identity, static_dir=static_dir, dev_info=dev_info, region=region)
 
     def _verifier(self, name: str, issuer: str, audiences: tuple[str, ...]) -> JwtVerifier:

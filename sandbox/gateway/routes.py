@@ -1,9 +1,13 @@
-"""The HTTP API as ``template.yaml`` declares it: routes, functions, CORS and the JWT authorizer.
+"""The HTTP API as ``template.yaml`` deploys it: routes, functions, CORS and the JWT authorizer.
 
-Read with cfn-lint's decoder (as the tests read the template). Parameter
-references (``!Ref AllowedOrigins``) resolve from the values passed in, then
-from the parameters' defaults; a value the gateway needs but cannot resolve
-is a clear error at start, not a 500 on the first request.
+The template goes through SAM's own transform (``sandbox.cloudformation.sam_translate``),
+and the gateway reads what CloudFormation would receive: the API's OpenAPI body
+(paths, each operation's Lambda integration and security, the authorizers, the
+``x-amazon-apigateway-cors`` extension) and the functions with SAM's Globals
+merged in. Intrinsic functions resolve through the local stack's one resolver
+(``LocalStack``): parameter values passed in, then the parameters' defaults. A
+value the gateway needs but cannot resolve is a clear error at start, not a 500
+on the first request.
 """
 
 from __future__ import annotations
@@ -15,12 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from cfnlint.decode import decode
+from samtranslator.model.exceptions import (  # type: ignore[import-untyped]
+    InvalidDocumentException,
+)
+
+from sandbox.cloudformation import LocalStack, code_folder, sam_translate
 
 ParameterValues = Mapping[str, str | Sequence[str]]
 
-ACCOUNT_ID = "123456789012"
-SAM_DEFAULT_TIMEOUT = 3  # seconds, when neither the function nor Globals set one
+LAMBDA_DEFAULT_TIMEOUT = 3  # seconds, when neither the function nor Globals set one
+LAMBDA_DEFAULT_MEMORY = 128
 NO_AUTHORIZER = "NONE"
+# The function an operation's integration invokes: ...functions/${Name.Arn}/invocations
+_INTEGRATION_FUNCTION = re.compile(r"\$\{([A-Za-z0-9]+)\.Arn\}")
 
 
 class TemplateError(ValueError):
@@ -103,14 +114,13 @@ def load_http_api(
     *,
     api_id: str | None = None,
     stack_name: str = "billing-portal-local",
-    region: str = "us-east-1",
 ) -> HttpApi:
     """The HTTP API ``api_id`` of the template at ``path`` (the only one, when not named)."""
     template, problems = decode(str(path))
     if template is None:
         raise TemplateError(f"{path} does not parse: {problems}")
     return http_api_from_template(
-        dict(template), parameters or {}, api_id=api_id, stack_name=stack_name, region=region
+        dict(template), parameters or {}, api_id=api_id, stack_name=stack_name
     )
 
 
@@ -120,138 +130,114 @@ def http_api_from_template(
     *,
     api_id: str | None = None,
     stack_name: str = "billing-portal-local",
-    region: str = "us-east-1",
 ) -> HttpApi:
-    """Like ``load_http_api``, from an already decoded template."""
-    resolver = _Resolver(template, parameters, stack_name=stack_name, region=region)
-    resources: Mapping[str, Any] = template.get("Resources", {})
-    apis = [
-        name for name, res in resources.items() if res.get("Type") == "AWS::Serverless::HttpApi"
-    ]
+    """Like ``load_http_api``, from an already decoded (SAM) template."""
+    _refuse_cors_that_sam_drops(template)
+    unknown = sorted(set(parameters) - set(template.get("Parameters", {})))
+    if unknown:
+        raise TemplateError(f"parameters not declared by the template: {unknown}")
+    try:
+        translated = sam_translate(template)
+    except InvalidDocumentException as error:
+        raise TemplateError(f"SAM cannot transform the template: {error}") from None
+    stack = LocalStack(translated, stack_name, parameters=dict(parameters))
+    resources: Mapping[str, Any] = translated["Resources"]
+    apis = [name for name, res in resources.items() if res["Type"] == "AWS::ApiGatewayV2::Api"]
     if api_id is None:
         if len(apis) != 1:
             raise TemplateError(f"expected one AWS::Serverless::HttpApi, found {apis}; name one")
         api_id = apis[0]
     elif api_id not in apis:
         raise TemplateError(f"{api_id} is not an AWS::Serverless::HttpApi of the template")
-    props: Mapping[str, Any] = resources[api_id].get("Properties", {})
-    auth: Mapping[str, Any] = props.get("Auth", {})
-    authorizers = {
-        name: _jwt_authorizer(name, spec, resolver)
-        for name, spec in auth.get("Authorizers", {}).items()
-    }
-    default_authorizer: str | None = auth.get("DefaultAuthorizer")
-    routes = [
-        route
-        for name, res in resources.items()
-        if res.get("Type") == "AWS::Serverless::Function"
-        for route in _function_routes(
-            name, res, template, resolver, api_id=api_id, default_authorizer=default_authorizer
-        )
-    ]
+    props: Mapping[str, Any] = resources[api_id]["Properties"]
+    body: Mapping[str, Any] = props.get("Body", {})
+    schemes = body.get("components", {}).get("securitySchemes", {})
+    authorizers = {name: _jwt_authorizer(name, scheme, stack) for name, scheme in schemes.items()}
+    routes = tuple(
+        _route(method, path, operation, resources, stack)
+        for path, operations in body.get("paths", {}).items()
+        for method, operation in operations.items()
+        if "x-amazon-apigateway-integration" in operation
+    )
     for route in routes:
         if route.authorizer is not None and route.authorizer not in authorizers:
             raise TemplateError(f"{route.key} names the unknown authorizer {route.authorizer}")
-    keys = [route.key for route in routes]
-    if duplicates := sorted({key for key in keys if keys.count(key) > 1}):
-        raise TemplateError(f"routes declared twice: {duplicates}")
-    cors = _cors_settings(props)
+    cors = body.get(CORS_EXTENSION, props.get("CorsConfiguration"))
     return HttpApi(
         logical_id=api_id,
-        routes=tuple(routes),
-        cors=_cors(cors, resolver) if cors else None,
+        routes=routes,
+        cors=_cors(cors, stack) if cors else None,
         authorizers=authorizers,
     )
 
 
-def _jwt_authorizer(name: str, spec: Mapping[str, Any], resolver: _Resolver) -> JwtAuthorizerConfig:
-    jwt = spec.get("JwtConfiguration")
-    if jwt is None:
+def _jwt_authorizer(name: str, scheme: Mapping[str, Any], stack: LocalStack) -> JwtAuthorizerConfig:
+    spec = scheme.get("x-amazon-apigateway-authorizer", {})
+    if spec.get("type") != "jwt":
         raise TemplateError(f"authorizer {name}: only JWT authorizers are emulated")
-    issuer = resolver.resolve(jwt.get("issuer"), f"authorizer {name} issuer")
-    audiences = resolver.resolve(jwt.get("audience", []), f"authorizer {name} audience")
+    jwt = spec.get("jwtConfiguration", {})
+    identity_source = spec.get("identitySource", "$request.header.Authorization")
     return JwtAuthorizerConfig(
         name=name,
-        issuer=str(issuer),
-        audiences=_strings(audiences),
-        identity_source=str(spec.get("IdentitySource", "$request.header.Authorization")),
+        issuer=str(_resolve(stack, jwt.get("issuer"), f"authorizer {name} issuer")),
+        audiences=_strings(_resolve(stack, jwt.get("audience", []), f"authorizer {name} audience")),
+        identity_source=",".join(_strings(identity_source)),
     )
 
 
-def _function_routes(
-    name: str,
-    resource: Mapping[str, Any],
-    template: Mapping[str, Any],
-    resolver: _Resolver,
-    *,
-    api_id: str,
-    default_authorizer: str | None,
-) -> list[Route]:
-    props: Mapping[str, Any] = resource.get("Properties", {})
-    events = {
-        event: spec.get("Properties", {})
-        for event, spec in props.get("Events", {}).items()
-        if spec.get("Type") == "HttpApi"
-    }
-    if not events:
-        return []
-    globals_: Mapping[str, Any] = template.get("Globals", {}).get("Function", {})
-
-    def setting(key: str, default: Any = None) -> Any:
-        return props.get(key, globals_.get(key, default))
-
-    code_uri, handler = setting("CodeUri"), setting("Handler")
-    if not isinstance(code_uri, str) or not isinstance(handler, str) or "." not in handler:
-        raise TemplateError(f"{name}: CodeUri and Handler must be plain strings (module.attr)")
+def _route(
+    method: str,
+    path: str,
+    operation: Mapping[str, Any],
+    resources: Mapping[str, Any],
+    stack: LocalStack,
+) -> Route:
+    uri = operation["x-amazon-apigateway-integration"].get("uri", {})
+    target = _INTEGRATION_FUNCTION.search(
+        str(uri.get("Fn::Sub", "") if isinstance(uri, Mapping) else uri)
+    )
+    key = f"{method.upper()} {path}"
+    if target is None or target.group(1) not in resources:
+        raise TemplateError(f"{key}: its integration invokes no function of the template")
+    name = target.group(1)
+    props: Mapping[str, Any] = resources[name]["Properties"]
+    handler = props.get("Handler")
+    if not isinstance(handler, str) or "." not in handler:
+        raise TemplateError(f"{name}: Handler must be a plain string (module.attr)")
     module, attribute = handler.rsplit(".", 1)
-    package = ".".join(part for part in Path(code_uri).parts if part not in ("", "."))
-    function_name = resolver.resolve_or(props.get("FunctionName"), name)
-    routes = []
-    for event, spec in events.items():
-        api = spec.get("ApiId")
-        if (api.get("Ref") if isinstance(api, Mapping) else api) != api_id:
-            continue  # an event of another (or the implicit) API
-        auth: Mapping[str, Any] = spec.get("Auth", {})
-        authorizer = auth.get("Authorizer", default_authorizer)
-        method, path = spec.get("Method"), spec.get("Path")
-        if not isinstance(method, str) or not isinstance(path, str):
-            raise TemplateError(f"{name}.{event}: Method and Path must be plain strings")
-        method = method.upper()
-        routes.append(
-            Route(
-                method="ANY" if method in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method,
-                path=path,
-                function=name,
-                function_name=str(function_name),
-                handler=f"{package}.{module}:{attribute}",
-                timeout=int(resolver.resolve(setting("Timeout", SAM_DEFAULT_TIMEOUT), "Timeout")),
-                memory_mb=int(resolver.resolve(setting("MemorySize", 128), "MemorySize")),
-                authorizer=None if authorizer in (None, NO_AUTHORIZER) else str(authorizer),
-                scopes=_strings(resolver.resolve(auth.get("AuthorizationScopes", []), "scopes")),
+    package = ".".join(part for part in Path(code_folder(resources[name])).parts if part != ".")
+    security = operation.get("security") or [{}]
+    authorizer, scopes = next(iter(security[0].items()), (None, []))
+    return Route(
+        method="ANY"
+        if method.upper() in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD")
+        else method.upper(),
+        path=path,
+        function=name,
+        function_name=str(_resolve_or(stack, props.get("FunctionName"), name)),
+        handler=f"{package}.{module}:{attribute}",
+        timeout=int(_resolve(stack, props.get("Timeout", LAMBDA_DEFAULT_TIMEOUT), "Timeout")),
+        memory_mb=int(
+            _resolve(stack, props.get("MemorySize", LAMBDA_DEFAULT_MEMORY), "MemorySize")
+        ),
+        authorizer=None if authorizer in (None, NO_AUTHORIZER) else str(authorizer),
+        scopes=_strings(_resolve(stack, scopes, f"{key} scopes")),
+    )
+
+
+def _refuse_cors_that_sam_drops(template: Mapping[str, Any]) -> None:
+    """SAM writes only the ``Ref`` of an intrinsic ``CorsConfiguration.AllowOrigins`` into
+    the API and drops every other CORS setting: serving the full settings locally would
+    hide a broken deployment, so such a template is refused."""
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::Serverless::HttpApi":
+            continue
+        spec = resource.get("Properties", {}).get("CorsConfiguration")
+        if isinstance(spec, Mapping) and _is_intrinsic(spec.get("AllowOrigins")):
+            raise TemplateError(
+                "CorsConfiguration.AllowOrigins is an intrinsic function, which makes SAM drop "
+                f"the other CORS settings: state CORS in DefinitionBody's {CORS_EXTENSION}"
             )
-        )
-    return routes
-
-
-def _cors_settings(props: Mapping[str, Any]) -> Any:
-    """The CORS settings as SAM deploys them: the ``DefinitionBody``'s extension, with
-    ``CorsConfiguration`` taking precedence key by key; None without either."""
-    spec = props.get("CorsConfiguration")
-    body = props.get("DefinitionBody")
-    extension = body.get(CORS_EXTENSION) if isinstance(body, Mapping) else None
-    if spec is True or (spec is None and extension is None):
-        return spec
-    if spec is not None and not isinstance(spec, Mapping):
-        raise TemplateError("CorsConfiguration must be true or a map of CORS settings")
-    if spec is not None and _is_intrinsic(spec.get("AllowOrigins")):
-        # SAM then writes only the Ref into the API and drops every other setting.
-        raise TemplateError(
-            "CorsConfiguration.AllowOrigins is an intrinsic function, which makes SAM drop "
-            f"the other CORS settings: state CORS in DefinitionBody's {CORS_EXTENSION}"
-        )
-    merged = {key[:1].upper() + key[1:]: value for key, value in (extension or {}).items()}
-    merged.update(spec or {})
-    return merged
 
 
 def _is_intrinsic(value: Any) -> bool:
@@ -262,18 +248,20 @@ def _is_intrinsic(value: Any) -> bool:
     )
 
 
-def _cors(spec: Any, resolver: _Resolver) -> Cors:
-    if spec is True:  # CorsConfiguration: true allows every origin
-        return Cors(allow_origins=("*",), allow_methods=("*",), allow_headers=("*",))
-    value = resolver.resolve(spec, "CorsConfiguration")
-    max_age = value.get("MaxAge")
+def _cors(spec: Any, stack: LocalStack) -> Cors:
+    value = _resolve(stack, spec, CORS_EXTENSION)
+    if not isinstance(value, Mapping):
+        raise TemplateError(f"{CORS_EXTENSION} must be a map of CORS settings")
+    # The body's extension is camelCase; the API's CorsConfiguration property PascalCase.
+    value = {key[:1].lower() + key[1:]: item for key, item in value.items()}
+    max_age = value.get("maxAge")
     return Cors(
-        allow_origins=_strings(value.get("AllowOrigins", [])),
-        allow_methods=tuple(m.upper() for m in _strings(value.get("AllowMethods", []))),
-        allow_headers=tuple(h.lower() for h in _strings(value.get("AllowHeaders", []))),
-        expose_headers=tuple(h.lower() for h in _strings(value.get("ExposeHeaders", []))),
+        allow_origins=_strings(value.get("allowOrigins", [])),
+        allow_methods=tuple(m.upper() for m in _strings(value.get("allowMethods", []))),
+        allow_headers=tuple(h.lower() for h in _strings(value.get("allowHeaders", []))),
+        expose_headers=tuple(h.lower() for h in _strings(value.get("exposeHeaders", []))),
         max_age=None if max_age is None else int(max_age),
-        allow_credentials=str(value.get("AllowCredentials", "false")).lower() == "true",
+        allow_credentials=str(value.get("allowCredentials", "false")).lower() == "true",
     )
 
 
@@ -283,80 +271,19 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(str(item) for item in value or ())
 
 
-class _Resolver:
-    """Resolves ``Ref`` to parameters and pseudo parameters, ``Fn::Join``/``Split``/``Sub``."""
-
-    def __init__(
-        self,
-        template: Mapping[str, Any],
-        parameters: ParameterValues,
-        *,
-        stack_name: str,
-        region: str,
-    ) -> None:
-        self.declared: Mapping[str, Any] = template.get("Parameters", {})
-        unknown = sorted(set(parameters) - set(self.declared))
-        if unknown:
-            raise TemplateError(f"parameters not declared by the template: {unknown}")
-        self.parameters = parameters
-        self.pseudo = {
-            "AWS::StackName": stack_name,
-            "AWS::Region": region,
-            "AWS::AccountId": ACCOUNT_ID,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-        }
-
-    def resolve(self, value: Any, where: str) -> Any:
-        if isinstance(value, Mapping):
-            if len(value) == 1:
-                ((function, argument),) = value.items()
-                if function == "Ref" or str(function).startswith("Fn::"):
-                    return self._intrinsic(str(function), argument, where)
-            return {str(k): self.resolve(v, where) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.resolve(item, where) for item in value]
-        return value
-
-    def _intrinsic(self, function: str, argument: Any, where: str) -> Any:
-        if function == "Ref":
-            return self._ref(str(argument), where)
-        if function == "Fn::Join":
-            separator, items = argument
-            return str(separator).join(str(i) for i in self.resolve(items, where))
-        if function == "Fn::Split":
-            separator, text = argument
-            return str(self.resolve(text, where)).split(str(separator))
-        if function == "Fn::Sub" and isinstance(argument, str):
-            return re.sub(
-                r"\$\{([^}!]+)\}", lambda m: _text(self._ref(m.group(1), where)), argument
-            )
-        raise TemplateError(f"{where}: {function} cannot be resolved locally")
-
-    def resolve_or(self, value: Any, fallback: str) -> Any:
-        """``value`` resolved, or ``fallback`` when absent or not resolvable here."""
-        if value is None:
-            return fallback
-        try:
-            return self.resolve(value, "")
-        except TemplateError:
-            return fallback
-
-    def _ref(self, name: str, where: str) -> Any:
-        if name in self.pseudo:
-            return self.pseudo[name]
-        declared = self.declared.get(name)
-        if declared is None:
-            raise TemplateError(f"{where}: Ref {name} is not a parameter; cannot resolve locally")
-        value = self.parameters.get(name, declared.get("Default"))
-        if value is None:
-            raise TemplateError(f"{where}: parameter {name} has no value and no default")
-        if str(declared.get("Type", "String")).startswith(("CommaDelimitedList", "List<")):
-            return list(_strings(value))
-        if not isinstance(value, str | int | float):
-            raise TemplateError(f"{where}: parameter {name} takes one value, not {value!r}")
-        return str(value)
+def _resolve(stack: LocalStack, value: Any, where: str) -> Any:
+    try:
+        return stack.resolve(value)
+    except (KeyError, NotImplementedError) as error:
+        reason = error.args[0] if error.args else error
+        raise TemplateError(f"{where}: {reason}; cannot resolve locally") from None
 
 
-def _text(value: Any) -> str:
-    return ",".join(value) if isinstance(value, list) else str(value)
+def _resolve_or(stack: LocalStack, value: Any, fallback: str) -> Any:
+    """``value`` resolved, or ``fallback`` when absent or not resolvable here."""
+    if value is None:
+        return fallback
+    try:
+        return _resolve(stack, value, "")
+    except TemplateError:
+        return fallback

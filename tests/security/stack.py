@@ -13,7 +13,6 @@ Each ``*_problems`` function returns readable findings; an empty list passes.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -21,14 +20,13 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-import boto3
-from samtranslator.parser.parser import Parser  # type: ignore[import-untyped]
 from samtranslator.policy_templates_data import (  # type: ignore[import-untyped]
     POLICY_TEMPLATES_FILE,
 )
-from samtranslator.translator.translator import Translator  # type: ignore[import-untyped]
 
-from sandbox.cloudformation import ACCOUNT, REGION, LocalStack
+from sandbox.cloudformation import LocalStack, sam_translate
+from sandbox.lambda_runtime import ACCOUNT_ID as ACCOUNT
+from sandbox.lambda_runtime import REGION
 
 STACK = "billing-portal-sec"
 PARAMETERS = {
@@ -79,33 +77,14 @@ def sam_policy_template_actions(name: str) -> frozenset[str]:
 DYNAMODB_READ_ACTIONS = sam_policy_template_actions("DynamoDBReadPolicy")
 
 
-def _plain(template: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy made of plain dicts, lists and strings (cfn-lint's nodes are subclasses)."""
-    plain: dict[str, Any] = json.loads(json.dumps(template))
-    return plain
-
-
 def sam_transform(template: Mapping[str, Any]) -> dict[str, Any]:
-    """``template`` after the ``AWS::Serverless-2016-10-31`` transform, offline.
-
-    Local ``CodeUri``/``ContentUri`` folders become S3 locations, as ``sam
-    package`` leaves them; a region is all SAM needs from a session.
-    """
-    document = _plain(template)
-    for resource in document["Resources"].values():
-        props = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(props.get(key), str):
-                props[key] = f"s3://artifacts/{props[key].strip('/')}"
-    translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
+    """``template`` after SAM's transform, offline, as the local stack reads it; a policy
+    that names a managed policy instead of its ARN fails here."""
 
     def no_managed_policy_names() -> dict[str, str]:
         raise AssertionError("a policy names a managed policy; use its ARN")
 
-    transformed: dict[str, Any] = translator.translate(
-        document, parameter_values={}, get_managed_policy_map=no_managed_policy_names
-    )
-    return _plain(transformed)
+    return sam_translate(template, managed_policies=no_managed_policy_names)
 
 
 def resolver(transformed: Mapping[str, Any]) -> LocalStack:
@@ -431,4 +410,5 @@ def cors_problems(transformed: Mapping[str, Any]) -> list[str]:
 
 def widened(template: Mapping[str, Any]) -> dict[str, Any]:
     """A plain deep copy to change (the original stays as loaded)."""
-    return copy.deepcopy(_plain(template))
+    plain: dict[str, Any] = json.loads(json.dumps(template))  # cfn-lint's nodes are subclasses
+    return plain
