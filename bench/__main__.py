@@ -1,4 +1,4 @@
-"""``make bench``: every figure of issue 6 in one markdown report, printed and written to
+"""``make bench``: every measured figure in one markdown report, printed and written to
 ``bench/results/latest.md``. Needs ``sam build`` first (``make bench`` runs it)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The budgets of issue 6, evaluated over measurements: each PASS or FAIL, with its figure.
+"""The performance budgets, evaluated over measurements: each PASS or FAIL, with its figure.
 
 Counted budgets (exact, no timing; ``make test`` runs them):
 

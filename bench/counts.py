@@ -30,7 +30,7 @@ from tests.support.webhooks import events_from_changes
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The seed's design (issue 6), which the product replaced: the comparison column.
+# The design the product started from, which it replaced: the comparison column.
 SEED_SNAPSHOT = "1 DynamoDB read + 3 Stripe calls"
 SEED_CONFIRM = "2 Stripe calls"
 

@@ -1,6 +1,6 @@
 """Cold start to the first response: the import, then one real request, in fresh processes.
 
-``bench.cold_start`` times what the issue calls the cold start, the import of the handler
+``bench.cold_start`` times what the budgets call the cold start, the import of the handler
 module. A function can shrink that figure by putting work off to its first request (an
 import, a client), which moves the cost instead of removing it. This times what a user
 waits for on a new container: the CPU time of a fresh ``python3.13`` from the import
