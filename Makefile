@@ -5,9 +5,11 @@ SHELL := /bin/bash
 
 UV_VERSION := 0.13.8
 UV := .uv/bin/uv
-# python3.13 from PATH, or pyenv's 3.13 when the shim needs PYENV_VERSION.
+# python3.13 from PATH, or pyenv's 3.13 when the shim needs PYENV_VERSION; the base
+# interpreter when that is a virtualenv's (uv's have no pip to bootstrap uv with).
 PYTHON313 ?= $(shell for py in "python3.13" "env PYENV_VERSION=3.13.0 python3.13"; do \
-	$$py -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)' 2>/dev/null && break; done)
+	$$py -c 'import sys; assert sys.version_info[:2] == (3, 13); print(sys._base_executable)' \
+	2>/dev/null && break; done)
 ENV ?= default
 
 export SAM_CLI_TELEMETRY := 0
