@@ -16,6 +16,9 @@ export SAM_CLI_TELEMETRY := 0
 export PYTHONPATH := $(CURDIR)/layers/billing:$(CURDIR)
 export PATH := $(CURDIR)/.venv/bin:$(CURDIR)/.uv/bin:$(PATH)
 export UV_PYTHON := $(PYTHON313)
+# TLS through the machine's certificate store, as pip does: behind a proxy with its
+# own CA (installed system-wide), uv's bundled roots would refuse PyPI.
+export UV_SYSTEM_CERTS := 1
 # --locked: a uv.lock that no longer matches pyproject.toml fails instead of
 # being re-resolved behind your back (`make lock` updates it).
 SYNC := $(UV) sync --locked --quiet
