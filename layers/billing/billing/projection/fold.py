@@ -20,7 +20,7 @@ one (``stripe listen`` forwards the account's default version; an endpoint made 
 the Dashboard has its own) may carry fields where this code does not look, e.g. a
 subscription's period end on the subscription instead of its items before
 2025-03-31.basil. For the kinds whose read fields moved
-(``event_registry.SHAPE_CHANGES_WITH_VERSION``) the object is re-fetched in the
+(``registry.SHAPE_CHANGES_WITH_VERSION``) the object is re-fetched in the
 pinned version and stored under the event's version, as for a same-second tie:
 one Stripe call, and never a silently empty field. The other kinds are read from
 the payload: their fields have the same shape in every version since 2020-03-02.
