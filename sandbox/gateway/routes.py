@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cfnlint.decode import decode
 from samtranslator.model.exceptions import (  # type: ignore[import-untyped]
     InvalidDocumentException,
 )
 
-from sandbox.cloudformation import LocalStack, code_folder, sam_translate
+from sandbox.cloudformation import LocalStack, code_folder, load_template, sam_translate
 
 ParameterValues = Mapping[str, str | Sequence[str]]
 
@@ -116,12 +115,11 @@ def load_http_api(
     stack_name: str = "billing-portal-local",
 ) -> HttpApi:
     """The HTTP API ``api_id`` of the template at ``path`` (the only one, when not named)."""
-    template, problems = decode(str(path))
-    if template is None:
-        raise TemplateError(f"{path} does not parse: {problems}")
-    return http_api_from_template(
-        dict(template), parameters or {}, api_id=api_id, stack_name=stack_name
-    )
+    try:
+        template = load_template(Path(path))
+    except ValueError as error:
+        raise TemplateError(str(error)) from None
+    return http_api_from_template(template, parameters or {}, api_id=api_id, stack_name=stack_name)
 
 
 def http_api_from_template(
