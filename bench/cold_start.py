@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.cloudformation import load_template, sam_translate
+from sandbox.cloudformation import lambda_functions, load_template, sam_translate
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / ".aws-sam" / "build"
@@ -210,10 +210,8 @@ def function_environments() -> dict[str, dict[str, str]]:
     """Each function's environment at cold start, from ``template.yaml`` (dummy values)."""
     template = sam_translate(load_template(ROOT / "template.yaml"))  # Globals merged by SAM
     environments = {}
-    for name, resource in template["Resources"].items():
-        if resource["Type"] != "AWS::Lambda::Function":
-            continue
-        variables = resource["Properties"].get("Environment", {}).get("Variables", {})
+    for name, function in lambda_functions(template).items():
+        variables = function.get("Environment", {}).get("Variables", {})
         environments[name] = {
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_REGION": "us-east-1",

@@ -94,7 +94,7 @@ def sam_translate(
         Translator,
     )
 
-    document: dict[str, Any] = json.loads(json.dumps(template))  # plain dicts, not cfn-lint's
+    document: dict[str, Any] = json.loads(json.dumps(template))  # a copy: SAM changes its input
     for resource in document.get("Resources", {}).values():
         props = resource.get("Properties", {})
         for key in ("CodeUri", "ContentUri"):
@@ -106,6 +106,16 @@ def sam_translate(
     )
     plain: dict[str, Any] = json.loads(json.dumps(translated))
     return plain
+
+
+def lambda_functions(translated: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The properties of every ``AWS::Lambda::Function`` of a translated template, by
+    logical id: SAM has merged the Globals into each."""
+    return {
+        name: resource["Properties"]
+        for name, resource in translated["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
 
 
 def code_folder(function: Mapping[str, Any]) -> str:
@@ -137,10 +147,9 @@ class LocalStack:
                 value = [part.strip() for part in value.split(",")]
             values[name] = value
         self.parameters = values
-        for logical_id, resource in self.template["Resources"].items():
-            if resource["Type"] == "AWS::Lambda::Function":
-                arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.stack_name}-{logical_id}"
-                self.attributes.setdefault(logical_id, {"Arn": arn})
+        for logical_id in lambda_functions(self.template):
+            arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.stack_name}-{logical_id}"
+            self.attributes.setdefault(logical_id, {"Arn": arn})
 
     @property
     def stack_id(self) -> str:
@@ -236,11 +245,6 @@ class LocalStack:
                 out.append(str(self._ref(name)))
         out.append(rest)
         return "".join(out)
-
-    def functions(self) -> list[str]:
-        """The logical ids of the stack's Lambda functions."""
-        resources = self.template["Resources"]
-        return [name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"]
 
     def environment(self, logical_id: str) -> dict[str, str]:
         """A function's environment variables (SAM merged in the Globals), resolved."""

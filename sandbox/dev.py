@@ -65,6 +65,7 @@ from sandbox.cloudformation import (
     CustomResourceFailed,
     LocalStack,
     create_billing_table,
+    lambda_functions,
     load_template,
     run_custom_resource,
     sam_translate,
@@ -358,7 +359,7 @@ def _start_catalog_fanout(stack: LocalStack) -> SqsEventSource:
 def _functions_environment(stack: LocalStack) -> dict[str, str]:
     """The union of every function's environment (they share this process)."""
     environment: dict[str, str] = {}
-    for logical_id in stack.functions():
+    for logical_id in lambda_functions(stack.template):
         environment.update(stack.environment(logical_id))
     return environment
 

@@ -13,6 +13,7 @@ Each ``*_problems`` function returns readable findings; an empty list passes.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -24,7 +25,7 @@ from samtranslator.policy_templates_data import (  # type: ignore[import-untyped
     POLICY_TEMPLATES_FILE,
 )
 
-from sandbox.cloudformation import LocalStack, sam_translate
+from sandbox.cloudformation import LocalStack, lambda_functions, sam_translate
 from sandbox.lambda_runtime import ACCOUNT_ID as ACCOUNT
 from sandbox.lambda_runtime import REGION
 
@@ -158,10 +159,8 @@ def function_roles(transformed: Mapping[str, Any]) -> dict[str, FunctionRole]:
     stack = resolver(transformed)
     resources: Mapping[str, Any] = transformed["Resources"]
     roles: dict[str, FunctionRole] = {}
-    for name, resource in resources.items():
-        if resource["Type"] != "AWS::Lambda::Function":
-            continue
-        role_name, _ = resource["Properties"]["Role"]["Fn::GetAtt"]
+    for name, function in lambda_functions(transformed).items():
+        role_name, _ = function["Role"]["Fn::GetAtt"]
         role_props = resources[role_name]["Properties"]
         role = FunctionRole(name)
         role.managed_policies = [
@@ -409,6 +408,5 @@ def cors_problems(transformed: Mapping[str, Any]) -> list[str]:
 
 
 def widened(template: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain deep copy to change (the original stays as loaded)."""
-    plain: dict[str, Any] = json.loads(json.dumps(template))  # cfn-lint's nodes are subclasses
-    return plain
+    """A deep copy to change (the original stays as loaded)."""
+    return copy.deepcopy(dict(template))

@@ -9,6 +9,7 @@ import stripe
 
 from billing.stripe_api.client import STRIPE_API_VERSION
 from billing.stripe_api.enums import FLOW_TYPES, PORTAL_LOCALES
+from sandbox.cloudformation import lambda_functions
 from tests.security.stack import sam_transform
 from tests.support.aws import template
 from tools.openapi import OPENAPI_FILE, openapi_document
@@ -75,12 +76,7 @@ def test_table_is_on_demand_encrypted_recoverable_with_ttl() -> None:
 
 def deployed_functions() -> dict[str, Any]:
     """Every Lambda function's properties after SAM's transform, by logical id."""
-    resources = sam_transform(template())["Resources"]
-    functions = {
-        name: resource["Properties"]
-        for name, resource in resources.items()
-        if resource["Type"] == "AWS::Lambda::Function"
-    }
+    functions = lambda_functions(sam_transform(template()))
     declared = [n for n, r in template()["Resources"].items() if r["Type"].endswith("::Function")]
     assert sorted(functions) == sorted(declared)
     return functions

@@ -534,28 +534,23 @@ class BillingStore:
 
     def snapshot_records(self, user_id: str) -> dict[str, Any] | None:
         """The SNAPSHOT item alone (the session function reads subscriptions from it)."""
-        response = self.client.get_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": user_key(user_id)}, "sk": {"S": SNAPSHOT}},
-        )
-        item = response.get("Item")
-        return from_item(item) if item else None
+        return self._item(user_key(user_id), SNAPSHOT, consistent=False)
 
     # --- catalog fan-out --------------------------------------------------------------------
 
     def product_record(self, product_id: str) -> dict[str, Any] | None:
         """The stored product (``name``, ``v``, ``e``), read consistently, or None."""
-        return self._consistent_item(product_key(product_id), PRODUCT)
+        return self._item(product_key(product_id), PRODUCT, consistent=True)
 
     def price_record(self, price_id: str) -> dict[str, Any] | None:
         """What subscriptions copy of a price (``lookup_key``, ``nickname``, ``v``, ``e``)."""
-        return self._consistent_item(price_record_key(price_id), PRICE_RECORD)
+        return self._item(price_record_key(price_id), PRICE_RECORD, consistent=True)
 
-    def _consistent_item(self, pk: str, sk: str) -> dict[str, Any] | None:
+    def _item(self, pk: str, sk: str, *, consistent: bool) -> dict[str, Any] | None:
         item = self.client.get_item(
             TableName=self.table_name,
             Key={"pk": {"S": pk}, "sk": {"S": sk}},
-            ConsistentRead=True,
+            ConsistentRead=consistent,
         ).get("Item")
         return from_item(item) if item else None
 
