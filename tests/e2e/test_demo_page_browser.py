@@ -98,3 +98,15 @@ def test_update_the_card_and_see_its_last_digits(page: Page, local_stack: LocalS
     page.get_by_test_id("save-payment-method").click()
 
     expect(page.get_by_test_id("card")).to_contain_text("•••• 4444")
+
+
+def test_an_empty_user_id_signs_in_as_the_demo_user(page: Page, local_stack: LocalStack) -> None:
+    page.goto(f"{local_stack.api_url}/")
+    user_id = page.get_by_label("User id")
+    expect(user_id).to_have_attribute("placeholder", local_stack.info["demo_user"])
+    expect(user_id).to_have_value("")  # nothing written into a field someone may be typing in
+
+    page.get_by_test_id("sign-in").click()
+
+    expect(page.get_by_text(f"Signed in as {local_stack.info['demo_user']}")).to_be_visible()
+    expect(page.get_by_test_id("plan-name")).to_have_text("Pro")
