@@ -355,6 +355,9 @@ def _catalog_fanout(stack: Stack, subscribers: int) -> FanoutCount:
         if (outcome := stack.deliver(event)) != "applied":
             raise ScenarioFailed(f"fan-out set-up, {event['type']}: {outcome}")
     stack.drain_fanout()
+    # The steady state: a rename in the second of the product's creation would be a
+    # same-second tie, which re-fetches (the webhook.same_second row counts that path).
+    stack.a_second_later()
     client.products.update(product.id, params={"name": f"Bench {subscribers} renamed"})
     [renamed] = _pending_events(stack)
     announce = count(

@@ -34,6 +34,7 @@ from functions.billing.app import lambda_handler as billing_handler
 from functions.catalog_fanout.app import lambda_handler as fanout_handler
 from functions.invoices.app import lambda_handler as invoices_handler
 from functions.portal_session.app import lambda_handler as session_handler
+from sandbox.fast_moto import fast_dynamodb
 from sandbox.queues import SqsEventSource
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.conftest import SECRET_NAME, TABLE, WEBHOOK_SECRET, WEBHOOK_SECRET_NAME
@@ -151,6 +152,13 @@ class Stack:
             previous=previous,
         )
 
+    def a_second_later(self) -> None:
+        """Move the stand-in's clock one second ahead, as if a second had passed: Stripe's
+        next change is then a later second than every change so far, never a tie."""
+        state = self.account.standin.state
+        clock = state.clock
+        state.clock = lambda: clock() + 1
+
     def drain_fanout(self) -> int:
         """Run the catalog fan-out function on every message of its queue, as its SQS
         event source would; the number of invocations."""
@@ -198,6 +206,7 @@ def offline_stack() -> Iterator[Stack]:
     with ExitStack() as resources:
         resources.enter_context(mock.patch.dict(os.environ, _AWS))
         resources.enter_context(mock_aws())
+        resources.enter_context(fast_dynamodb())
         standin = resources.enter_context(StripeStandIn())
         resources.enter_context(_quiet_function_logs())
         create_billing_table(TABLE)

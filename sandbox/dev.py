@@ -70,6 +70,7 @@ from sandbox.cloudformation import (
     run_custom_resource,
     sam_translate,
 )
+from sandbox.fast_moto import fast_dynamodb
 from sandbox.gateway import LocalGateway, LocalIdentityProvider, PortInUse, serve
 from sandbox.queues import SqsEventSource, create_queue
 from sandbox.seed import CATALOG, DEMO_EMAIL, DEMO_USER, ensure_catalog, ensure_demo_customer
@@ -176,6 +177,7 @@ def local_deployment(
     if external is None:
         ensure_free(host, stripe_port, "Stripe stand-in")
     with ExitStack() as running:
+        running.enter_context(_quick_thread_handoffs())
         os.environ.update(_FAKE_AWS)
         os.environ["AWS_ENDPOINT_URL"] = start_moto(host, running)
 
@@ -298,12 +300,31 @@ def _register_webhook_endpoint(stack: LocalStack, webhook_url: str) -> str:
     return endpoint.physical_resource_id
 
 
+@contextmanager
+def _quick_thread_handoffs() -> Iterator[None]:
+    """A shorter interval between the interpreter's thread switches while the stack runs.
+
+    Every server and function of the local stack is a thread of this process, and one
+    request hands over between several of them (sender, gateway, function, moto). A
+    thread woken by its socket waits for the GIL up to the switch interval (5 ms by
+    default) while busy threads hold it; with 0.5 ms a burst of 2,400 webhook
+    deliveries ran in 79 s instead of 100 s.
+    """
+    default = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(default)
+
+
 class _OneAtATime:
     """Moto's app, one request at a time.
 
-    Moto undoes a failed DynamoDB transaction by restoring a copy of the whole
-    table, which drops what other threads wrote meanwhile; DynamoDB itself does
-    not. Concurrent webhook deliveries would lose writes without this.
+    Moto undoes a failed DynamoDB transaction by restoring what it saved before
+    (the items it names, :mod:`sandbox.fast_moto`), which drops what other
+    threads wrote to them meanwhile; DynamoDB itself does not. Concurrent webhook
+    deliveries could lose writes without this.
     """
 
     def __init__(self, app: Any) -> None:
@@ -316,7 +337,9 @@ class _OneAtATime:
 
 
 def start_moto(host: str, running: ExitStack) -> str:
-    """Moto's server on ``host`` (a free port); returns its URL."""
+    """Moto's server on ``host`` (a free port), its transactions undone item by item;
+    returns its URL."""
+    running.enter_context(fast_dynamodb())
     app = _OneAtATime(DomainDispatcherApplication(create_backend_app))
     server = make_server(host, 0, app, threaded=True, request_handler=MotoRequestHandler)
     threading.Thread(

@@ -28,6 +28,7 @@ from billing.read.settings import get_snapshot_settings
 from billing.store.table import store_for_table
 from billing.stripe_api.client import reset_stripe_client
 from sandbox.cloudformation import ResponseReceiver
+from sandbox.fast_moto import fast_dynamodb
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.support.aws import create_billing_table
 from tests.support.stripe_seed import Account, seed_account
@@ -60,12 +61,18 @@ TIERS = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with its tier: its own marker if it has one, else its folder's."""
+    """Mark every test with its tier: its own marker if it has one, else its folder's.
+
+    Tests marked ``long`` go first: pytest-xdist hands each worker a contiguous part
+    of this list, so the longest test starts at once while the other worker and the
+    work stealing share out the rest, instead of starting last and setting the end.
+    """
     tiers = set(TIERS.values())
     for item in items:
         if not tiers & {marker.name for marker in item.iter_markers()}:
             folder = item.path.relative_to(item.config.rootpath / "tests").parts[0]
             item.add_marker(TIERS[folder])
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
 
 
 TABLE = "billing-test"
@@ -109,7 +116,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
             return process(self, request)
 
     monkeypatch.setattr(BotocoreStubber, "process_request", one_at_a_time)
-    with mock_aws():
+    with mock_aws(), fast_dynamodb():
         yield
 
 

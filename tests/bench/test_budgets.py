@@ -239,8 +239,7 @@ def test_measured_budgets_hold_and_break_at_their_limits() -> None:
     assert "with .pyc included" in pyc.budget
 
 
-@pytest.mark.timeout(600)  # minutes of work by design; the default is 120 s
-@pytest.mark.e2e  # runs every counted scenario end to end: over a minute
+@pytest.mark.e2e  # runs every counted scenario end to end: about 20 s
 def test_a_real_regression_in_the_snapshot_fails_bench_check(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -33,7 +33,7 @@ from tests.support.portal import linked_user
 from tests.support.stripe_seed import Account
 from tests.support.webhooks import deliver, events_from_changes
 
-# Twenty whole Stripe histories take about a minute: `make test` runs them, the
+# Twenty whole Stripe histories take about 20 s: `make test` runs them, the
 # everyday `make check` relies on the deterministic ordering tests of test_webhooks.
 pytestmark = pytest.mark.robustness
 
@@ -156,7 +156,6 @@ def _snapshot(store: BillingStore, user: str) -> dict[str, Any]:
     return view
 
 
-@pytest.mark.timeout(600)  # minutes of work by design; the default is 120 s
 @settings(
     max_examples=20,
     deadline=None,
