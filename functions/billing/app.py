@@ -54,6 +54,7 @@ def get_billing() -> Response[Any]:
         page_size=settings.invoice_page_size,
         expiry_warning_days=settings.card_expiry_warning_days,
         now=time.time(),
+        access_policy=settings.access_policy,
     )
     return cacheable(to_json(snapshot), app.current_event.headers.get("if-none-match"))
 

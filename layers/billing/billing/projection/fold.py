@@ -199,6 +199,7 @@ def subscription_record(
                 interval=_str(recurring.get("interval")),
                 interval_count=_int(recurring.get("interval_count")),
                 quantity=_int(item.get("quantity")),
+                current_period_start=_int(item.get("current_period_start")),
                 current_period_end=_int(item.get("current_period_end")),
             )
         )

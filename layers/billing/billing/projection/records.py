@@ -68,6 +68,7 @@ class ItemRecord(Record):
     interval: str | None = None
     interval_count: int | None = None
     quantity: int | None = None
+    current_period_start: int | None = None
     current_period_end: int | None = None
     # The versions of the catalog fields copied into the item: ``product_name`` from the
     # product's record, ``lookup_key``/``nickname`` from the price. A catalog change is

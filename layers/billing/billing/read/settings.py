@@ -1,7 +1,7 @@
 """The snapshot functions' settings, read once from the environment.
 
 The other functions' settings are pydantic-settings models (``billing.aws.settings``);
-these four are parsed here with the standard library, because the snapshot function
+these are parsed here with the standard library, because the snapshot function
 loads no pydantic (its cold start, ``make bench``). The contract is the same: a
 missing or malformed variable fails the first invocation with a message naming it.
 """
@@ -12,6 +12,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+
+from billing.core.access import AccessPolicy
 
 DEFAULT_PORTAL_FLOWS = ("payment_method_update", "subscription_cancel", "subscription_update")
 
@@ -29,6 +31,7 @@ class SnapshotSettings:
     invoice_page_size: int = 10
     # A card expiring within this many days is flagged ``expiring_soon``.
     card_expiry_warning_days: int = 30
+    access_policy: AccessPolicy = AccessPolicy()  # noqa: RUF009 - frozen, shared safely
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> SnapshotSettings:
@@ -43,6 +46,15 @@ class SnapshotSettings:
                 return default
             return int(raw)
 
+        def flag(name: str, default: bool) -> bool:
+            raw = environ.get(name, "").strip().lower()
+            if not raw:
+                return default
+            if raw not in ("true", "false"):
+                problems.append(f"{name}: must be true or false")
+                return default
+            return raw == "true"
+
         table_name = environ.get("TABLE_NAME", "")
         if not table_name:
             problems.append("TABLE_NAME: required")
@@ -54,6 +66,12 @@ class SnapshotSettings:
             else tuple(part.strip() for part in flows.split(",") if part.strip()),
             invoice_page_size=integer("INVOICE_PAGE_SIZE", 10, 1, 50),
             card_expiry_warning_days=integer("CARD_EXPIRY_WARNING_DAYS", 30, 0, 365),
+            access_policy=AccessPolicy(
+                past_due_grace_days=integer("ACCESS_PAST_DUE_GRACE_DAYS", 7, 0, 60),
+                incomplete_grants_access=flag("ACCESS_INCOMPLETE_GRANTS", False),
+                paused_grants_access=flag("ACCESS_PAUSED_GRANTS", False),
+                access_until_period_end=flag("ACCESS_UNTIL_PERIOD_END", False),
+            ),
         )
         if problems:
             raise InvalidSettings("Invalid environment: " + "; ".join(problems))

@@ -25,6 +25,8 @@ Rules (also in the README):
   ``flow`` value of ``POST /portal-sessions``; ``portal`` is the home page).
   A paused subscription can be cancelled but changes plan only once it resumes;
   ``subscription_pause`` needs flexible billing mode (Stripe pauses no other).
+- **access**: may the user use the product now (``billing.core.access``: the
+  decision table, its knobs and ``until``).
 - ``as_of``: the ``created`` time of the newest event reflected.
 """
 
@@ -40,6 +42,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from billing.core.access import AccessPolicy, SubscriptionFacts, decide_access
 from billing.core.domain import CURRENT_STATUSES, CurrentSubscription, FlowKind, SubscriptionItem
 from billing.core.errors import InvalidCursor
 from billing.core.subscriptions import pick_current_subscription
@@ -129,10 +132,20 @@ class Actions:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AccessView:
+    """May the user use the product now; ``until``: when the answer may change by time alone."""
+
+    state: str
+    until: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BillingSnapshot:
     """What a billing page shows for the signed-in user."""
 
     status: str
+    access: AccessView
     plan: Plan | None
     renews_at: datetime | None
     cancels_at: datetime | None
@@ -251,6 +264,7 @@ def compose(
     page_size: int,
     expiry_warning_days: int,
     now: float,
+    access_policy: AccessPolicy = AccessPolicy(),  # noqa: B008 - frozen, shared safely
 ) -> BillingSnapshot:
     """The snapshot of one user from the items of one read."""
     customer_id = items.link.get("customer_id") if items.link else None
@@ -266,8 +280,17 @@ def compose(
     )
     versions = state.versions + invoice_versions
     customer = state.customer
+    by_primary_first = sorted(state.subscriptions.items(), key=lambda e: e[0] != primary_id)
+    access = decide_access(
+        [access_facts(record) for _, record in by_primary_first], access_policy, now
+    )
     return BillingSnapshot(
         status=primary_view.status if primary_view else "none",
+        access=AccessView(
+            state=access.state.value,
+            until=_time(access.until) if access.until is not None else None,
+            reason=access.reason,
+        ),
         plan=primary_view.plan if primary_view else None,
         renews_at=primary_view.renews_at if primary_view else None,
         cancels_at=primary_view.cancels_at if primary_view else None,
@@ -289,6 +312,22 @@ def compose(
         ],
         email=customer.email if customer and not customer.deleted else None,
         as_of=_time(max(versions)) if versions else None,
+    )
+
+
+def access_facts(record: SubscriptionRecord) -> SubscriptionFacts:
+    """What the access policy reads of a stored subscription."""
+    starts = [i.current_period_start for i in record.items if i.current_period_start]
+    ends = [i.current_period_end for i in record.items if i.current_period_end]
+    return SubscriptionFacts(
+        status=record.status,
+        created=record.created,
+        cancel_at=record.cancel_at,
+        trial_end=record.trial_end,
+        collection_paused=record.paused and record.status != "paused",
+        resumes_at=record.resumes_at,
+        period_start=max(starts) if starts else None,
+        period_end=min(ends) if ends else None,
     )
 
 
