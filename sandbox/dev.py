@@ -152,9 +152,16 @@ class LocalDeployment:
 
 
 def ensure_free(host: str, port: int, what: str) -> None:
+    """Refuse a port another process listens on, with what to do about it.
+
+    The probe binds as the servers will (``SO_REUSEADDR``, as Werkzeug's and the
+    gateway's do): connections of an earlier run waiting in TIME_WAIT do not make the
+    port taken, or ``make dev`` would refuse to restart for a minute after Ctrl-C.
+    """
     if port == 0:
         return
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

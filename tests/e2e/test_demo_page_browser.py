@@ -8,6 +8,7 @@ by ``.ci/run``; Playwright cannot download browsers here.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,7 +72,10 @@ def test_cancel_through_the_portal_and_see_the_cancellation_date(
     expect(page.get_by_test_id("plan-date")).to_have_text(
         re.compile(r"^Cancels on [A-Z][a-z]+ \d{1,2}, \d{4}$")
     )
-    expect(page.get_by_test_id("plan-status")).to_have_text("cancelling")
+    expect(page.get_by_test_id("plan-status")).to_have_text("canceling")  # Stripe's spelling
+    expect(page.get_by_test_id("access")).to_have_text(
+        re.compile(r"^Access: granted until [A-Z][a-z]+ \d{1,2}, \d{4}$")
+    )
     expect(page.get_by_test_id("btn-cancel")).to_be_hidden()
 
 
@@ -110,3 +114,37 @@ def test_an_empty_user_id_signs_in_as_the_demo_user(page: Page, local_stack: Loc
 
     expect(page.get_by_text(f"Signed in as {local_stack.info['demo_user']}")).to_be_visible()
     expect(page.get_by_test_id("plan-name")).to_have_text("Pro")
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_page_is_tidy_and_keyboard_friendly(
+    browser: Browser, local_stack: LocalStack, width: int, request: pytest.FixtureRequest
+) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    try:
+        page.goto(f"{local_stack.api_url}/")
+        # An empty status line takes no room (a grid row and its gap made a blank band).
+        expect(page.locator("#status")).to_have_css("display", "none")
+        page.get_by_label("User id").fill(local_stack.info["demo_user"])
+        page.get_by_label("User id").press("Enter")
+
+        expect(page.get_by_test_id("plan-name")).to_have_text("Pro")
+        expect(page.get_by_test_id("access")).to_have_text("Access: granted")
+        # Focus moves from the form that is gone to the billing page that replaced it.
+        expect(page.locator("#plan-title")).to_be_focused()
+        boxes = [s.bounding_box() for s in page.locator("#billing > section").all()]
+        assert len(boxes) == 3
+        for upper, lower in itertools.pairwise(boxes):
+            assert upper is not None
+            assert lower is not None
+            assert lower["y"] - (upper["y"] + upper["height"]) >= 12  # cards do not touch
+        # The page names its icon, so no browser asks for a /favicon.ico that is not there.
+        expect(page.locator("link[rel=icon]")).to_have_count(1)
+        assert missing == []
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / f"{request.node.name}.png", full_page=True)
+        context.close()
