@@ -1,4 +1,4 @@
-"""POST /portal-sessions and POST /setup-intents for the signed-in user."""
+"""POST /portal-sessions, POST /checkout-sessions and POST /setup-intents for the signed-in user."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from billing.api.http import error_doc, install_error_handlers, unauthorized_doc
 from billing.api.identity import user_from_claims
 from billing.aws.library_logs import cap_library_loggers
 from billing.aws.settings import get_settings
+from billing.portal.checkout import CheckoutService
 from billing.portal.models import (
+    CheckoutSessionRequest,
+    CheckoutSessionResponse,
     PortalSessionRequest,
     PortalSessionResponse,
     SetupIntentResponse,
@@ -73,6 +76,27 @@ def post_portal_session(
     user = user_from_claims(app.current_event.request_context.authorizer.jwt_claim)
     url = service().create_portal_session(user, request or PortalSessionRequest())
     return PortalSessionResponse(url=url)
+
+
+@app.post(
+    "/checkout-sessions",
+    summary="Start the signed-in user's first subscription with Stripe Checkout",
+    responses={
+        200: {"description": "Checkout session opened (or the same open one again)"},
+        400: error_doc("Body is not JSON"),
+        409: error_doc(
+            "already_subscribed: the user has a subscription (change it in the portal); "
+            "checkout_in_progress: another checkout started at the same moment"
+        ),
+        **_COMMON_ERRORS,
+    },
+)
+def post_checkout_session(
+    request: Annotated[CheckoutSessionRequest, Body()],
+) -> CheckoutSessionResponse:
+    user = user_from_claims(app.current_event.request_context.authorizer.jwt_claim)
+    answer = CheckoutService(service()).create_checkout_session(user, request)
+    return CheckoutSessionResponse(url=answer.url, client_secret=answer.client_secret)
 
 
 @app.post(

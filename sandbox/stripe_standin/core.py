@@ -248,6 +248,8 @@ class StandinCore:
             self.clock_offsets: dict[str, int] = {}  # customer id -> seconds ahead
             self.declining_cards: set[str] = set()
             self.config_products: dict[str, list[Obj]] = {}
+            # Checkout session id -> what completing it creates (line items, subscription_data).
+            self.checkout_plans: dict[str, Obj] = {}
             self.invoice_counter: dict[str, int] = {}
             self.webhook_secrets: dict[str, str] = {}
             self.undelivered: dict[str, set[str]] = {}  # event id -> endpoints without a 2xx

@@ -12,6 +12,7 @@ import typing
 from typing import Any
 
 from stripe.params import billing_portal as portal
+from stripe.params import checkout
 
 
 def stripe_values(owner: type, field: str) -> frozenset[str]:
@@ -56,3 +57,5 @@ CANCEL_PRORATIONS = stripe_values(
 UPDATE_PRORATIONS = stripe_values(
     portal.ConfigurationCreateParamsFeaturesSubscriptionUpdate, "proration_behavior"
 )
+CHECKOUT_UI_MODES = stripe_values(checkout.SessionCreateParams, "ui_mode")
+CHECKOUT_LOCALES = stripe_values(checkout.SessionCreateParams, "locale")

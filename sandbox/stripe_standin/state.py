@@ -40,6 +40,7 @@ methods as the API, so they record the same events.
 from __future__ import annotations
 
 from sandbox.stripe_standin.catalog import Catalog
+from sandbox.stripe_standin.checkout_sessions import CheckoutSessions
 from sandbox.stripe_standin.clocks import Clocks
 from sandbox.stripe_standin.coupons import Coupons
 from sandbox.stripe_standin.customers import Customers
@@ -57,6 +58,7 @@ class StripeState(
     Subscriptions,
     PortalConfigurations,
     PortalSessions,
+    CheckoutSessions,
     Coupons,
     Clocks,
     WebhookEndpoints,

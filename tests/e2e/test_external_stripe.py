@@ -183,7 +183,9 @@ def test_a_rerun_adds_nothing_and_deactivates_its_configuration_at_exit(
     configurations = account.client.v1.billing_portal.configurations.list().data
     created = [c for c in configurations if c.id not in before]
     assert len(created) == 1, output[-2000:]
-    assert created[0].active is False, "Ctrl-C deactivates the configuration it created"
+    assert created[0].active is False, (
+        f"Ctrl-C deactivates the configuration it created; make dev printed:\n{output[-3000:]}"
+    )
     assert len(account.customers(DEMO_EMAIL)) == 1
     for lookup_key in CATALOG:
         assert len(account.price_ids(lookup_key)) == 1, lookup_key

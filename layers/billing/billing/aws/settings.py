@@ -9,7 +9,7 @@ a request. Variable names are the field aliases below; ``template.yaml`` sets th
 from __future__ import annotations
 
 from functools import cache, cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -79,8 +79,29 @@ class Settings(StripeSettings):
     )
     # An expired portal link lets the customer sign in again instead of failing.
     portal_session_recovery: bool = Field(default=False, validation_alias="PORTAL_SESSION_RECOVERY")
+    # The plans (price lookup keys) Checkout sells, and what a first subscription gets.
+    plan_lookup_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="PLAN_LOOKUP_KEYS"
+    )
+    checkout_trial_days: int = Field(
+        default=0, ge=0, le=730, validation_alias="CHECKOUT_TRIAL_DAYS"
+    )
+    # Without: a trial starts without a card (payment_method_collection if_required).
+    checkout_trial_requires_card: bool = Field(
+        default=True, validation_alias="CHECKOUT_TRIAL_REQUIRES_CARD"
+    )
+    checkout_promotion_codes: bool = Field(
+        default=False, validation_alias="CHECKOUT_PROMOTION_CODES"
+    )
+    checkout_automatic_tax: bool = Field(default=False, validation_alias="CHECKOUT_AUTOMATIC_TAX")
+    checkout_tax_id_collection: bool = Field(
+        default=False, validation_alias="CHECKOUT_TAX_ID_COLLECTION"
+    )
+    checkout_billing_address: Literal["auto", "required"] = Field(
+        default="auto", validation_alias="CHECKOUT_BILLING_ADDRESS"
+    )
 
-    @field_validator("allowed_return_urls", mode="before")
+    @field_validator("allowed_return_urls", "plan_lookup_keys", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -42,6 +42,12 @@ class UnknownPlan(InvalidRequest):
     code = "unknown_plan"
 
 
+class PlanNotOffered(InvalidRequest):
+    """A plan that exists but is not among the deployment's ``PlanLookupKeys``."""
+
+    code = "plan_not_offered"
+
+
 class UnknownPromotionCode(InvalidRequest):
     code = "unknown_promotion_code"
 
@@ -59,6 +65,18 @@ class Conflict(BillingError):
 
 class NoSubscription(Conflict):
     code = "no_subscription"
+
+
+class AlreadySubscribed(Conflict):
+    """A first subscription for a user who has one: plan changes go through the portal."""
+
+    code = "already_subscribed"
+
+
+class CheckoutInProgress(Conflict):
+    """Another request opened a different checkout for the same user at the same moment."""
+
+    code = "checkout_in_progress"
 
 
 class AlreadyOnPlan(Conflict):

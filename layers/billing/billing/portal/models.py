@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from billing.core.domain import AfterCompletion, FlowKind
-from billing.stripe_api.enums import PORTAL_LOCALES
+from billing.stripe_api.enums import CHECKOUT_LOCALES, PORTAL_LOCALES
 
-# The locales Stripe's billing portal accepts, from stripe-python's own types.
+# The locales Stripe's billing portal and Checkout accept, from stripe-python's own types.
 if TYPE_CHECKING:
     PortalLocale = str
+    CheckoutLocale = str
 else:
     PortalLocale = Literal[PORTAL_LOCALES]
+    CheckoutLocale = Literal[CHECKOUT_LOCALES]
 
 
 LOOKUP_KEY_PATTERN = r"^[A-Za-z0-9_.:\-]{1,200}$"
@@ -81,4 +83,40 @@ class PortalSessionResponse(BaseModel):
 class SetupIntentResponse(BaseModel):
     client_secret: str = Field(
         description="Pass to Stripe.js confirmSetup(); it embeds the SetupIntent id by design."
+    )
+
+
+class CheckoutSessionRequest(BaseModel):
+    """Body of ``POST /checkout-sessions``: the first subscription of the signed-in user."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plan: str = Field(
+        pattern=LOOKUP_KEY_PATTERN,
+        description="The price lookup key to subscribe to; one of the deployment's plans "
+        "(GET /plans lists them).",
+    )
+    quantity: int = Field(default=1, ge=1, le=10_000, description="How many seats.")
+    return_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="The page to come back to: Checkout returns with checkout=success or "
+        "checkout=cancel added to its query. Must be under an allowed origin; defaults to "
+        "the deployment's default.",
+    )
+    locale: CheckoutLocale | None = Field(default=None, description="Checkout's language.")
+    ui_mode: Literal["hosted", "embedded"] = Field(
+        default="hosted",
+        description="hosted: a Stripe page to redirect to (answers url); embedded: Checkout "
+        "mounted in your page with Stripe.js (answers client_secret).",
+    )
+
+
+class CheckoutSessionResponse(BaseModel):
+    url: str | None = Field(
+        default=None, description="With ui_mode hosted: redirect the browser to it now."
+    )
+    client_secret: str | None = Field(
+        default=None,
+        description="With ui_mode embedded: pass to Stripe.js initEmbeddedCheckout().",
     )

@@ -101,12 +101,12 @@ class PortalService:
 
         if needs_subscription and request.flow is not None:
             flow = request.flow
-            return self._with_customer(
+            return self.with_customer(
                 user,
                 open_session,
                 missing=lambda: NoSubscription(f"The {flow} flow needs a subscription."),
             )
-        return self._with_customer(user, open_session)
+        return self.with_customer(user, open_session)
 
     def create_setup_intent(self, user: User) -> str:
         """A SetupIntent for saving a new card with Stripe Elements; returns its client secret.
@@ -131,9 +131,9 @@ class PortalService:
                 raise RuntimeError("SetupIntent without client_secret")
             return intent.client_secret
 
-        return self._with_customer(user, create)
+        return self.with_customer(user, create)
 
-    def _with_customer[T](
+    def with_customer[T](
         self,
         user: User,
         call: Callable[[str], T],

@@ -50,6 +50,13 @@ pk                              sk                              item
                                                                 price}]}``, written with the
                                                                 subscription; a catalog change walks
                                                                 it to every snapshot that copies it.
+``CHECKOUT#<user_id>``          ``CHECKOUT``                    the user's open Checkout session
+                                                                (``session_id``, ``url`` or
+                                                                ``client_secret``, ``fingerprint``
+                                                                of the request), until
+                                                                ``expires_at``: handed out again to
+                                                                the same request, expired before a
+                                                                different one.
 ``EVENT#<event_id>``            ``EVENT``                       the dedupe record of a processed
                                                                 event, written in the same
                                                                 transaction as its effect,
@@ -71,6 +78,7 @@ PRICE = "PRICE"
 SNAPSHOT = "SNAPSHOT"
 INVOICE_PREFIX = "INVOICE#"
 EVENT = "EVENT"
+CHECKOUT = "CHECKOUT"
 PRODUCT = "PRODUCT"
 PRICE_RECORD_PREFIX = "PRICEID#"
 PRICE_RECORD = "PRICE"
@@ -89,6 +97,10 @@ def customer_key(customer_id: str) -> str:
 
 def price_key(lookup_key: str) -> str:
     return f"PRICE#{lookup_key}"
+
+
+def checkout_key(user_id: str) -> str:
+    return f"CHECKOUT#{user_id}"
 
 
 def event_key(event_id: str) -> str:

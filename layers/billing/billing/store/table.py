@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,6 +24,7 @@ from billing.core.errors import Conflict, CustomerRetired, StorageBusy
 from billing.projection.records import Kind
 from billing.store.attributes import from_item, to_attribute
 from billing.store.keys import (
+    CHECKOUT,
     DELETED_IN_STRIPE,
     EVENT,
     INVOICE_PREFIX,
@@ -33,6 +34,7 @@ from billing.store.keys import (
     PRICE_RECORD_PREFIX,
     PRODUCT,
     SNAPSHOT,
+    checkout_key,
     customer_key,
     event_key,
     price_key,
@@ -75,6 +77,17 @@ DYNAMODB_CLIENT_CONFIG = Config(
 )
 _LINK_ATTEMPTS = 3
 _BATCH_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenCheckout:
+    """A user's open Checkout session, as ``CHECKOUT#<user>`` remembers it."""
+
+    session_id: str
+    fingerprint: str
+    url: str | None
+    client_secret: str | None
+    expires_at: int
 
 
 class BillingStore:
@@ -487,6 +500,58 @@ class BillingStore:
                 time.sleep(0.05 * 2**attempt)
             else:
                 raise StorageBusy("The projection is busy; retry.")
+
+    # --- checkout ---------------------------------------------------------------------------
+
+    def open_checkout(self, user_id: str, *, now: int) -> OpenCheckout | None:
+        """The user's remembered Checkout session, unless it has expired."""
+        item = self._item(checkout_key(user_id), CHECKOUT, consistent=True)
+        if item is None or int(item["expires_at"]) <= now:
+            return None
+        return OpenCheckout(
+            session_id=str(item["session_id"]),
+            fingerprint=str(item["fingerprint"]),
+            url=item.get("url"),
+            client_secret=item.get("client_secret"),
+            expires_at=int(item["expires_at"]),
+        )
+
+    def remember_checkout(
+        self, user_id: str, opened: OpenCheckout, *, replacing: str | None
+    ) -> bool:
+        """Remember ``opened`` as the user's open session if the remembered one is still
+        ``replacing`` (None: none, or an expired one); False if another request won."""
+        item: dict[str, Any] = {
+            "pk": {"S": checkout_key(user_id)},
+            "sk": {"S": CHECKOUT},
+            "session_id": {"S": opened.session_id},
+            "fingerprint": {"S": opened.fingerprint},
+            "expires_at": {"N": str(opened.expires_at)},
+        }
+        if opened.url is not None:
+            item["url"] = {"S": opened.url}
+        if opened.client_secret is not None:
+            item["client_secret"] = {"S": opened.client_secret}
+        if replacing is None:
+            # Nothing open, an expired session, or this very session (an identical
+            # request that got Stripe's idempotent replay).
+            condition = "attribute_not_exists(pk) OR expires_at <= :now OR session_id = :new"
+            values = {":now": {"N": str(int(time.time()))}, ":new": {"S": opened.session_id}}
+        else:
+            condition = "session_id = :old OR session_id = :new"
+            values = {":old": {"S": replacing}, ":new": {"S": opened.session_id}}
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     # --- read path --------------------------------------------------------------------------
 

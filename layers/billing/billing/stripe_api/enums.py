@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 
 from stripe.params import billing_portal as portal_params
+from stripe.params import checkout as checkout_params
 
 
 @cache
@@ -40,6 +41,7 @@ def _literals(hint: Any) -> list[str]:
 
 FLOW_TYPES = stripe_values(portal_params.SessionCreateParamsFlowData, "type")
 PORTAL_LOCALES = stripe_values(portal_params.SessionCreateParams, "locale")
+CHECKOUT_LOCALES = stripe_values(checkout_params.SessionCreateParams, "locale")
 CUSTOMER_UPDATE_FIELDS = stripe_values(
     portal_params.ConfigurationCreateParamsFeaturesCustomerUpdate, "allowed_updates"
 )

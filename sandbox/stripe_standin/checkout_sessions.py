@@ -1,0 +1,279 @@
+"""Checkout Sessions in subscription mode: create, retrieve, list, expire.
+
+The rules are Stripe's (the API reference of ``POST /v1/checkout/sessions``, and
+stripe-python's ``SessionCreateParams`` for the accepted values): a subscription-mode
+session needs recurring prices in ``line_items``; a hosted page (``ui_mode``
+``hosted_page``, the default) needs ``success_url`` and gets a ``url``; an embedded page
+(``embedded_page``) takes ``return_url`` instead and gets a ``client_secret``; a session
+expires after 24 hours unless ``expires_at`` (30 minutes to 24 hours ahead) says
+otherwise, and only an open session can be expired (``checkout.session.expired``).
+"""
+
+from __future__ import annotations
+
+import stripe
+
+from sandbox.stripe_standin.core import (
+    Obj,
+    Params,
+    StandinCore,
+    StripeApiError,
+    as_int,
+    missing_param,
+    random_id,
+)
+from sandbox.stripe_standin.enums import CHECKOUT_LOCALES, CHECKOUT_UI_MODES, stripe_values
+from sandbox.stripe_standin.shapes import shaped
+
+SESSION_LIFETIME = 24 * 3600
+MIN_LIFETIME = 30 * 60
+BILLING_ADDRESS_COLLECTION = stripe_values(
+    stripe.params.checkout.SessionCreateParams, "billing_address_collection"
+)
+PAYMENT_METHOD_COLLECTION = stripe_values(
+    stripe.params.checkout.SessionCreateParams, "payment_method_collection"
+)
+# Fields of the Session object that Stripe's fixture leaves out but stripe-python's
+# ``checkout.Session`` declares: set on the shaped object as Stripe returns them.
+_DECLARED = frozenset(stripe.checkout.Session.__annotations__)
+
+
+class CheckoutSessions(StandinCore):
+    """One resource of the stand-in account (``state.StripeState``)."""
+
+    def create_checkout_session(self, params: Params) -> Obj:
+        with self.lock, self._clock_of(params.get("customer")):
+            mode = params.get("mode")
+            if not mode:
+                raise missing_param("mode")
+            if mode != "subscription":
+                raise StripeApiError(
+                    f"The stand-in plays Checkout in subscription mode only, not {mode!r}.",
+                    param="mode",
+                )
+            customer_id = params.get("customer")
+            if customer_id:
+                self.get(customer_id, "customer", param="customer")
+            line_items = self._line_items(params.get("line_items") or [])
+            ui_mode = params.get("ui_mode") or "hosted_page"
+            if ui_mode not in CHECKOUT_UI_MODES:
+                raise StripeApiError(f"Invalid ui_mode: {ui_mode}", param="ui_mode")
+            if ui_mode not in ("hosted_page", "embedded_page"):
+                raise StripeApiError(
+                    f"The stand-in plays hosted and embedded pages, not {ui_mode!r}.",
+                    param="ui_mode",
+                )
+            self._check_urls(params, ui_mode)
+            self._check_choices(params)
+            now = self.now()
+            expires_at = self._expires_at(params.get("expires_at"), now)
+            session_id = random_id("cs_test_", 58)
+            subscription_data = params.get("subscription_data") or {}
+            trial_days = subscription_data.get("trial_period_days")
+            if trial_days is not None and not 1 <= as_int(trial_days, "trial_period_days") <= 730:
+                raise StripeApiError(
+                    "trial_period_days must be between 1 and 730.",
+                    param="subscription_data[trial_period_days]",
+                )
+            session = shaped(
+                "checkout.session",
+                id=session_id,
+                created=now,
+                expires_at=expires_at,
+                mode="subscription",
+                status="open",
+                payment_status="unpaid",
+                customer=customer_id or None,
+                customer_email=params.get("customer_email"),
+                client_reference_id=params.get("client_reference_id"),
+                currency=line_items[0]["currency"],
+                amount_subtotal=sum(i["amount"] for i in line_items),
+                amount_total=sum(i["amount"] for i in line_items),
+                allow_promotion_codes=_flag(params.get("allow_promotion_codes")),
+                automatic_tax={
+                    "enabled": _flag((params.get("automatic_tax") or {}).get("enabled")) is True,
+                    "liability": None,
+                    "provider": None,
+                    "status": None,
+                },
+                billing_address_collection=params.get("billing_address_collection"),
+                payment_method_collection=params.get("payment_method_collection") or "always",
+                locale=params.get("locale"),
+                metadata=dict(params.get("metadata") or {}),
+                success_url=params.get("success_url"),
+                cancel_url=params.get("cancel_url"),
+                ui_mode=ui_mode,
+                url=f"{self.base_url}/c/pay/{session_id}" if ui_mode == "hosted_page" else None,
+                client_secret=(
+                    f"{session_id}_secret_{random_id('', 24)}"
+                    if ui_mode == "embedded_page"
+                    else None
+                ),
+                subscription=None,
+                invoice=None,
+                payment_intent=None,
+                customer_details=None,
+                discounts=[],
+                livemode=False,
+            )
+            _declare(
+                session,
+                return_url=params.get("return_url"),
+                redirect_on_completion=params.get("redirect_on_completion")
+                or ("always" if ui_mode == "embedded_page" else None),
+                tax_id_collection={
+                    "enabled": _flag((params.get("tax_id_collection") or {}).get("enabled"))
+                    is True,
+                    "required": "never",
+                },
+            )
+            # What completing the session will create; kept off the object, as Stripe
+            # keeps them off the Session (line_items is a separate, expandable list).
+            self.checkout_plans[session_id] = {
+                "line_items": line_items,
+                "subscription_data": subscription_data,
+            }
+            return self._store(session)
+
+    def list_checkout_sessions(self, params: Params) -> Obj:
+        with self.lock:
+            customer = params.get("customer")
+            status = params.get("status")
+
+            def keep(session: Obj) -> bool:
+                if customer is not None and session["customer"] != customer:
+                    return False
+                return status is None or session["status"] == status
+
+            return self.page("checkout.session", params, "/v1/checkout/sessions", keep)
+
+    def expire_checkout_session(self, session_id: str, params: Params) -> Obj:
+        with self.lock:
+            session = self.get(session_id, "checkout.session", param="session", status=404)
+            with self._clock_of(session["customer"]):
+                if session["status"] != "open":
+                    raise StripeApiError(
+                        "Only Checkout Sessions with a status of `open` can be expired. "
+                        f"This Checkout Session has a status of `{session['status']}`.",
+                        param="session",
+                    )
+                self._expire(session)
+                return session
+
+    def expire_due_checkout_sessions(self) -> int:
+        """Expire every open session past its ``expires_at``, as Stripe does; how many."""
+        with self.lock:
+            due = [
+                s
+                for s in self.objects.values()
+                if s.get("object") == "checkout.session"
+                and s["status"] == "open"
+                and s["expires_at"] <= self.now()
+            ]
+            for session in due:
+                self._expire(session)
+            return len(due)
+
+    def _expire(self, session: Obj) -> None:
+        session.update(status="expired", url=None)
+        self._record("checkout.session.expired", session)
+
+    def _line_items(self, specs: list[Params]) -> list[Obj]:
+        if not specs:
+            raise missing_param("line_items")
+        items = []
+        for index, spec in enumerate(specs):
+            param = f"line_items[{index}][price]"
+            if not spec.get("price"):
+                raise missing_param(param)
+            price = self.get(spec["price"], "price", param=param)
+            if not price["active"]:
+                raise StripeApiError("The price is not active.", param=param)
+            if price.get("recurring") is None:
+                raise StripeApiError(
+                    "You must specify at least one recurring price in `subscription` mode "
+                    "when using prices.",
+                    param=param,
+                )
+            quantity = as_int(spec.get("quantity", 1), f"line_items[{index}][quantity]")
+            if quantity < 1:
+                raise StripeApiError(
+                    "Quantity must be at least 1.", param=f"line_items[{index}][quantity]"
+                )
+            amount = (price.get("unit_amount") or 0) * quantity
+            items.append(
+                {
+                    "price": price,
+                    "quantity": quantity,
+                    "currency": price["currency"],
+                    "amount": amount,
+                }
+            )
+        currencies = {item["currency"] for item in items}
+        if len(currencies) > 1:
+            raise StripeApiError("All prices must share one currency.", param="line_items")
+        return items
+
+    def _check_urls(self, params: Params, ui_mode: str) -> None:
+        if ui_mode == "hosted_page":
+            if not params.get("success_url"):
+                raise missing_param("success_url")
+            if params.get("return_url"):
+                raise StripeApiError(
+                    "return_url can only be passed when ui_mode is `embedded_page`.",
+                    param="return_url",
+                )
+            return
+        for name in ("success_url", "cancel_url"):
+            if params.get(name):
+                raise StripeApiError(
+                    f"{name} can only be passed when ui_mode is `hosted_page`.", param=name
+                )
+        if not params.get("return_url") and params.get("redirect_on_completion") != "never":
+            raise missing_param("return_url")
+
+    def _check_choices(self, params: Params) -> None:
+        locale = params.get("locale")
+        if locale is not None and locale not in CHECKOUT_LOCALES:
+            raise StripeApiError(f"Invalid locale: {locale}", param="locale")
+        collection = params.get("billing_address_collection")
+        if collection is not None and collection not in BILLING_ADDRESS_COLLECTION:
+            raise StripeApiError(
+                f"Invalid billing_address_collection: {collection}",
+                param="billing_address_collection",
+            )
+        methods = params.get("payment_method_collection")
+        if methods is not None and methods not in PAYMENT_METHOD_COLLECTION:
+            raise StripeApiError(
+                f"Invalid payment_method_collection: {methods}", param="payment_method_collection"
+            )
+        if params.get("customer") and params.get("customer_email"):
+            raise StripeApiError(
+                "You may only specify one of these parameters: customer, customer_email.",
+                param="customer_email",
+            )
+
+    def _expires_at(self, requested: object, now: int) -> int:
+        if requested is None:
+            return now + SESSION_LIFETIME
+        expires_at = as_int(requested, "expires_at")
+        if not now + MIN_LIFETIME <= expires_at <= now + SESSION_LIFETIME:
+            raise StripeApiError(
+                "The `expires_at` timestamp must be between 30 minutes and 24 hours from "
+                "Checkout Session creation.",
+                param="expires_at",
+            )
+        return expires_at
+
+
+def _flag(value: object) -> bool | None:
+    if value is None:
+        return None
+    return value is True or value == "true"
+
+
+def _declare(obj: Obj, **fields: object) -> None:
+    unknown = set(fields) - _DECLARED
+    if unknown:
+        raise KeyError(f"checkout.session declares no field(s) {sorted(unknown)}")
+    obj.update(fields)
