@@ -151,6 +151,22 @@ def counted_verdicts(counts: Counts) -> list[Verdict]:
             len(confirm.stripe) == 1,
         )
     )
+    checkout = counts.find("session.checkout")
+    verdicts.append(
+        Verdict(
+            "checkout session, customer exists, price cached: exactly 1 Stripe call",
+            described(checkout.stripe),
+            len(checkout.stripe) == 1,
+        )
+    )
+    again = counts.find("session.checkout_again")
+    verdicts.append(
+        Verdict(
+            "the same checkout again (a double click): 0 Stripe calls",
+            described(again.stripe),
+            not again.stripe,
+        )
+    )
     return verdicts
 
 

@@ -238,6 +238,23 @@ def _sessions(stack: Stack) -> tuple[Count, ...]:
             expect="200",
         )
     )
+    # A free user with a customer (linked by a portal visit) starts a subscription.
+    buyer = "bench-checkout"
+    if stack.portal_session(buyer, {}).status != 200:
+        raise ScenarioFailed("the checkout user's first portal session failed")
+    for key, label in (
+        ("session.checkout", "POST /checkout-sessions, customer exists, price in the table"),
+        ("session.checkout_again", "POST /checkout-sessions, the same request again"),
+    ):
+        counts.append(
+            count(
+                stack,
+                key,
+                label,
+                lambda: status(stack.checkout_session(buyer, {"plan": "pro_monthly"})),
+                expect="200",
+            )
+        )
     # A price whose webhook never arrived (before the backfill): one lookup, then cached.
     boto3.client("dynamodb").delete_item(
         TableName=TABLE, Key={"pk": {"S": price_key("basic_monthly")}, "sk": {"S": PRICE}}

@@ -43,7 +43,7 @@ from tests.support.aws import create_billing_table
 from tests.support.events import http_event
 from tests.support.lambda_context import HttpResult, invoke
 from tests.support.portal import post
-from tests.support.stripe_seed import Account, seed_account
+from tests.support.stripe_seed import PLANS, Account, seed_account
 from tests.support.webhooks import deliver, events_from_changes, stripe_event
 
 __all__ = ["TABLE", "Requests", "Stack", "offline_stack"]
@@ -119,6 +119,10 @@ class Stack:
 
     def portal_session(self, user: str, body: dict[str, Any]) -> HttpResult:
         return post(body, user=user)
+
+    def checkout_session(self, user: str, body: dict[str, Any]) -> HttpResult:
+        event = http_event("portal_session/post_checkout_session", body=body, user=user)
+        return invoke(session_handler, event)
 
     def setup_intent(self, user: str) -> HttpResult:
         return invoke(session_handler, http_event("portal_session/post_setup_intent", user=user))
@@ -225,6 +229,7 @@ def offline_stack() -> Iterator[Stack]:
             "DEFAULT_RETURN_URL": "https://app.example.com/account",
             "PORTAL_CONFIGURATION_ID": account.configuration,
             "CATALOG_FANOUT_QUEUE_URL": queue,
+            "PLAN_LOOKUP_KEYS": ",".join(PLANS),
         }
         resources.enter_context(mock.patch.dict(os.environ, environment))
         resources.enter_context(

@@ -25,6 +25,7 @@ from billing.store.writes import UserItems
 
 STEADY_WRITE = ("BatchGetItem", "TransactWriteItems")
 SESSION_CALL = ("POST /v1/billing_portal/sessions",)
+CHECKOUT_CALL = ("POST /v1/checkout/sessions",)
 
 
 def count(key: str, dynamodb: tuple[str, ...] = (), stripe: tuple[str, ...] = ()) -> Count:
@@ -57,7 +58,11 @@ def within_budget() -> Counts:
                 "snapshot.invoices",
             )
         ),
-        sessions=(count("session.subscription_update_confirm", ("GetItem",) * 3, SESSION_CALL),),
+        sessions=(
+            count("session.subscription_update_confirm", ("GetItem",) * 3, SESSION_CALL),
+            count("session.checkout", ("GetItem",) * 4 + ("PutItem",), CHECKOUT_CALL),
+            count("session.checkout_again", ("GetItem",) * 4),
+        ),
         webhooks=tuple(webhook(t) for t in HANDLED_EVENT_TYPES),
         webhook_paths=(
             count("webhook.same_second", STEADY_WRITE * 2, ("GET /v1/subscriptions/{id}",)),
@@ -112,7 +117,7 @@ def failed(verdicts: list[Verdict]) -> list[Verdict]:
 def test_the_measured_design_keeps_every_counted_budget() -> None:
     verdicts = counted_verdicts(within_budget())
     assert failed(verdicts) == []
-    assert len(verdicts) == 17
+    assert len(verdicts) == 19
 
 
 @pytest.mark.parametrize(
@@ -191,6 +196,18 @@ def test_the_measured_design_keeps_every_counted_budget() -> None:
             ),
             "confirm-plan session",
             "2 (GET /v1/prices, POST /v1/billing_portal/sessions)",
+        ),
+        (
+            lambda c: replaced(
+                c, "session.checkout", stripe=("GET /v1/subscriptions", *CHECKOUT_CALL)
+            ),
+            "checkout session, customer exists",
+            "2 (GET /v1/subscriptions, POST /v1/checkout/sessions)",
+        ),
+        (
+            lambda c: replaced(c, "session.checkout_again", stripe=CHECKOUT_CALL),
+            "the same checkout again",
+            "1 (POST /v1/checkout/sessions)",
         ),
     ],
 )
