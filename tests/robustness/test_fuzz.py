@@ -52,6 +52,7 @@ OPERATIONS = [
     ("GET", "/billing"),
     ("GET", "/billing/invoices"),
     ("POST", "/portal-sessions"),
+    ("POST", "/checkout-sessions"),
     ("POST", "/setup-intents"),
     ("POST", "/webhooks/stripe"),
 ]
@@ -87,6 +88,15 @@ def api(product: Product) -> BaseSchema:
     return schema
 
 
+def test_every_documented_operation_is_fuzzed() -> None:
+    documented = {
+        (method.upper(), path)
+        for path, item in json.loads(openapi_document())["paths"].items()
+        for method in item
+    }
+    assert documented == set(OPERATIONS)
+
+
 @pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
 def test_generated_requests_get_documented_answers_and_never_a_5xx(
     api: BaseSchema, product: Product, method: str, path: str
@@ -101,8 +111,14 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(
         # before tomorrow), so valid requests reach the query too.
         cursor = encode_cursor(invoice_sort_key(int(time.time()) + 86400, "in_fuzz"))
         strategies.append(operation.as_strategy(GenerationMode.POSITIVE, query={"cursor": cursor}))
+    user = product.deployment.demo_user  # a subscriber
+    if path == "/checkout-sessions":
+        # A free user, and plans the deployment sells (a generated key never is one).
+        user = "fuzz-buyer"
+        for plan in ("pro_monthly", "basic_monthly"):
+            strategies.append(operation.as_strategy(GenerationMode.POSITIVE, body={"plan": plan}))
     strategy = st.one_of(strategies)
-    authorization = {"Authorization": f"Bearer {product.token(product.deployment.demo_user)}"}
+    authorization = {"Authorization": f"Bearer {product.token(user)}"}
     session = requests.Session()
     statuses: Counter[int] = Counter()
 
