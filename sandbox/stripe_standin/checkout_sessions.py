@@ -7,13 +7,24 @@ session needs recurring prices in ``line_items``; a hosted page (``ui_mode``
 (``embedded_page``) takes ``return_url`` instead and gets a ``client_secret``; a session
 expires after 24 hours unless ``expires_at`` (30 minutes to 24 hours ahead) says
 otherwise, and only an open session can be expired (``checkout.session.expired``).
+
+Paying (``complete_checkout_session``, what the hosted page's Pay button does) goes
+through the same methods as the API, so it records the events Stripe sends, in
+Stripe's order: ``payment_method.attached``, ``customer.subscription.created``, the
+first invoice's ``invoice.*`` events, then ``checkout.session.completed``. A card
+that declines changes nothing and the session stays open, as on Stripe's page; a
+trial that needs no card (``payment_method_collection: if_required``) completes
+without one. Cards needing 3-D Secure are not simulated.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import stripe
 
 from sandbox.stripe_standin.core import (
+    TEST_CARDS,
     Obj,
     Params,
     StandinCore,
@@ -40,6 +51,69 @@ _DECLARED = frozenset(stripe.checkout.Session.__annotations__)
 
 class CheckoutSessions(StandinCore):
     """One resource of the stand-in account (``state.StripeState``)."""
+
+    if TYPE_CHECKING:  # defined by another resource of the same account (state.py)
+
+        def _attach(self, token_or_id: str, customer_id: str) -> Obj: ...
+
+        def create_subscription(self, params: Params) -> Obj: ...
+
+    def complete_checkout_session(self, session_id: str, card: str | None) -> Obj:
+        """Pay an open session with a test card (None: no card, for a trial without one)."""
+        with self.lock:
+            session = self.get(session_id, "checkout.session", param="session", status=404)
+            with self._clock_of(session["customer"]):
+                if session["status"] != "open":
+                    raise StripeApiError(
+                        f"This Checkout Session is {session['status']}.", param="session"
+                    )
+                plan = self.checkout_plans[session_id]
+                data = plan["subscription_data"]
+                trial_days = data.get("trial_period_days")
+                card_optional = bool(trial_days) and (
+                    session["payment_method_collection"] == "if_required"
+                )
+                if card is None and not card_optional:
+                    raise StripeApiError("Choose a card.", param="payment_method")
+                if card is not None:
+                    _, _, attachable, chargeable = TEST_CARDS.get(card, ("", "", True, True))
+                    if not attachable or (not chargeable and not trial_days):
+                        raise StripeApiError(
+                            "Your card was declined.",
+                            status=402,
+                            type_="card_error",
+                            code="card_declined",
+                        )
+                customer_id = session["customer"]
+                if not customer_id:
+                    raise StripeApiError(
+                        "The stand-in completes sessions of an existing customer only.",
+                        param="customer",
+                    )
+                method = self._attach(card, customer_id)["id"] if card is not None else None
+                params: Params = {
+                    "customer": customer_id,
+                    "items": [
+                        {"price": item["price"]["id"], "quantity": item["quantity"]}
+                        for item in plan["line_items"]
+                    ],
+                    "metadata": data.get("metadata") or {},
+                }
+                if method is not None:
+                    params["default_payment_method"] = method
+                if trial_days:
+                    params["trial_period_days"] = trial_days
+                subscription = self.create_subscription(params)
+                session.update(
+                    status="complete",
+                    payment_status="no_payment_required" if trial_days else "paid",
+                    customer=customer_id,
+                    subscription=subscription["id"],
+                    invoice=subscription["latest_invoice"],
+                    url=None,
+                )
+                self._record("checkout.session.completed", session)
+                return session
 
     def create_checkout_session(self, params: Params) -> Obj:
         with self.lock, self._clock_of(params.get("customer")):

@@ -60,6 +60,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from sandbox.stripe_standin.checkout_page import HostedCheckoutPage
 from sandbox.stripe_standin.core import (
     SESSION_URL_SECONDS,
     SESSION_USE_SECONDS,
@@ -209,6 +210,7 @@ class StandInApp:
         state.on_event = self.webhooks.enqueue
         self.portal = PortalSimulator(state)
         self.invoices = HostedInvoicePages(state)
+        self.checkout = HostedCheckoutPage(state)
         self.faults: list[_Fault] = []
         self.requests: list[Obj] = []
         self.idempotency: dict[str, _Idempotent] = {}
@@ -224,6 +226,8 @@ class StandInApp:
             response = self.portal(request)
         elif request.path.startswith("/i/"):
             response = self.invoices(request)
+        elif request.path.startswith("/c/pay/"):
+            response = self.checkout(request)
         else:
             response = Response("Not found", status=404)
         return response(environ, start_response)

@@ -1,0 +1,117 @@
+"""The stand-in's Checkout follows Stripe's rules (stripe-python's types, Stripe's API
+reference), through stripe-python against its HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+import stripe
+
+from sandbox.stripe_standin.server import StripeStandIn
+from tests.support.stripe_seed import Account, seed_account
+
+
+@pytest.fixture
+def shop(stripe_account: StripeStandIn) -> Account:
+    return seed_account(stripe_account)
+
+
+def create(shop: Account, **params: Any) -> Any:
+    customer = shop.client.v1.customers.create({"email": "ada@example.com"})
+    base: dict[str, Any] = {
+        "mode": "subscription",
+        "customer": customer.id,
+        "line_items": [{"price": shop.prices["pro_monthly"], "quantity": 1}],
+        "success_url": "https://app.example.com/?checkout=success",
+    }
+    # Raw parameters, as a client could send them: some are wrong on purpose.
+    sent = {k: v for k, v in {**base, **params}.items() if v is not None}
+    return shop.client.v1.checkout.sessions.create(sent)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("params", "param"),
+    [
+        ({"success_url": None}, "success_url"),
+        ({"ui_mode": "embedded_page"}, "success_url"),  # embedded takes return_url instead
+        ({"line_items": []}, "line_items"),
+        ({"mode": None}, "mode"),
+        ({"expires_at": 60}, "expires_at"),
+        ({"locale": "xx"}, "locale"),
+        ({"ui_mode": "popup"}, "ui_mode"),
+        ({"billing_address_collection": "sometimes"}, "billing_address_collection"),
+    ],
+)
+def test_stripe_s_rules_refuse_a_bad_session(
+    shop: Account, params: dict[str, Any], param: str
+) -> None:
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        create(shop, **params)  # None: the parameter left out
+    assert refused.value.param == param
+
+
+def test_a_one_time_price_cannot_start_a_subscription(shop: Account) -> None:
+    one_time = shop.client.v1.prices.create(
+        {"currency": "usd", "unit_amount": 500, "product_data": {"name": "Sticker"}}
+    )
+    with pytest.raises(stripe.InvalidRequestError, match="recurring price"):
+        create(shop, line_items=[{"price": one_time.id, "quantity": 1}])
+
+
+def test_paying_creates_the_subscription_with_stripe_s_events_in_order(shop: Account) -> None:
+    session = create(shop, subscription_data={"metadata": {"user_id": "u1"}})
+    assert (session.status, session.url is not None, session.client_secret) == ("open", True, None)
+    shop.standin.state.changes.clear()
+
+    paid = requests.post(
+        session.url, data={"card": "pm_card_visa"}, allow_redirects=False, timeout=5
+    )
+
+    assert paid.status_code == 303
+    done = shop.client.v1.checkout.sessions.retrieve(session.id)
+    assert (done.status, done.payment_status) == ("complete", "paid")
+    subscription = shop.client.v1.subscriptions.retrieve(str(done.subscription))
+    assert subscription.status == "active"
+    assert subscription.metadata.to_dict() == {"user_id": "u1"}
+    types = [change["type"] for change in shop.standin.state.changes]
+    assert types[0] == "payment_method.attached"
+    assert types[1] == "customer.subscription.created"
+    assert types[-1] == "checkout.session.completed"
+    assert "invoice.paid" in types
+
+
+def test_a_declined_card_changes_nothing(shop: Account) -> None:
+    session = create(shop)
+    shop.standin.state.changes.clear()
+
+    declined = requests.post(session.url, data={"card": "pm_card_visa_chargeDeclined"}, timeout=5)
+
+    assert declined.status_code == 402
+    assert shop.standin.state.changes == []
+    assert shop.client.v1.checkout.sessions.retrieve(session.id).status == "open"
+
+
+def test_a_trial_without_a_card_completes_without_payment(shop: Account) -> None:
+    session = create(
+        shop, payment_method_collection="if_required", subscription_data={"trial_period_days": 7}
+    )
+
+    requests.post(session.url, data={"card": ""}, allow_redirects=False, timeout=5)
+
+    done = shop.client.v1.checkout.sessions.retrieve(session.id)
+    assert (done.status, done.payment_status) == ("complete", "no_payment_required")
+    assert shop.client.v1.subscriptions.retrieve(str(done.subscription)).status == "trialing"
+
+
+def test_only_an_open_session_can_be_expired(shop: Account) -> None:
+    session = create(shop, ui_mode="embedded_page", success_url="", return_url="https://a.example/")
+    assert session.client_secret is not None
+    assert session.url is None
+
+    expired = shop.client.v1.checkout.sessions.expire(session.id)
+
+    assert expired.status == "expired"
+    with pytest.raises(stripe.InvalidRequestError, match="status of `open`"):
+        shop.client.v1.checkout.sessions.expire(session.id)
