@@ -468,7 +468,28 @@ def _banner(deployment: LocalDeployment, seconds: float) -> str:
             "Forward the account's events here, in another terminal:",
             f"  {deployment.listen_command}",
         ]
-    return "\n".join([*lines, "Ctrl-C stops everything.", ""])
+    return "\n".join([*lines, *_try_it(deployment), "Ctrl-C stops everything.", ""])
+
+
+def _try_it(deployment: LocalDeployment) -> list[str]:
+    """Shell lines for this run's ports and demo customer, ready to paste."""
+    api = deployment.api_url
+    lines = [
+        "Try it from a shell:",
+        f"  TOKEN=$(curl -s -X POST {api}/_dev/token -H 'content-type: application/json' "
+        f"""-d '{{"sub": "{deployment.demo_user}"}}' """
+        """| python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')""",
+        f'  curl -s {api}/billing -H "authorization: Bearer $TOKEN"',
+        f'  curl -s -X POST {api}/portal-sessions -H "authorization: Bearer $TOKEN" '
+        """-H 'content-type: application/json' -d '{"flow": "subscription_cancel"}'""",
+    ]
+    if deployment.standin is not None:
+        lines.append(
+            f"  curl -s -X POST {deployment.stripe_url}/_standin/customers/"
+            f"{deployment.demo_customer_id}/advance_clock -H 'content-type: application/json' "
+            """-d '{"seconds": 2678400}'   # the demo customer, a month later"""
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 
 import requests
@@ -66,3 +68,22 @@ def test_a_taken_port_fails_with_a_clear_message(local_stack: LocalStack) -> Non
     assert second.returncode == 1
     assert f"Port {local_stack.port}" in second.stderr
     assert "PORT=" in second.stderr
+
+
+def test_the_banner_s_shell_lines_name_this_run_s_ports_and_demo_customer(
+    local_stack: LocalStack,
+) -> None:
+    # pread: the file offset is shared with the running process, which still writes.
+    fd = local_stack.log.fileno()
+    printed = os.pread(fd, os.fstat(fd).st_size, 0).decode()
+    shell = [line.strip() for line in printed.splitlines() if "curl -s" in line]
+
+    assert len(shell) == 4, printed
+    assert all(local_stack.api_url in line for line in shell[:3])
+    (clock,) = [line for line in shell if "advance_clock" in line]
+    url = re.search(r"(http://\S+/advance_clock)", clock)
+    assert url is not None
+    assert url.group(1).startswith(local_stack.stripe_url)
+    # The demo customer's id is the real one: the stand-in moves its clock.
+    moved = requests.post(url.group(1), json={"seconds": 60}, timeout=10)
+    assert moved.status_code == 200, moved.text
