@@ -33,6 +33,7 @@ class HostedCheckoutPage:
     def __call__(self, request: Request) -> Response:
         session_id = request.path.removeprefix("/c/pay/").strip("/")
         with self.state.lock:
+            self.state.expire_due_checkout_sessions()
             session = self.state.objects.get(session_id)
             if session is None or session.get("object") != "checkout.session":
                 return self._page("Not found", "<h1>This checkout link is not valid</h1>", 404)

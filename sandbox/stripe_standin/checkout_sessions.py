@@ -61,6 +61,7 @@ class CheckoutSessions(StandinCore):
     def complete_checkout_session(self, session_id: str, card: str | None) -> Obj:
         """Pay an open session with a test card (None: no card, for a trial without one)."""
         with self.lock:
+            self.expire_due_checkout_sessions()
             session = self.get(session_id, "checkout.session", param="session", status=404)
             with self._clock_of(session["customer"]):
                 if session["status"] != "open":
@@ -211,6 +212,7 @@ class CheckoutSessions(StandinCore):
 
     def list_checkout_sessions(self, params: Params) -> Obj:
         with self.lock:
+            self.expire_due_checkout_sessions()
             customer = params.get("customer")
             status = params.get("status")
 
@@ -221,8 +223,14 @@ class CheckoutSessions(StandinCore):
 
             return self.page("checkout.session", params, "/v1/checkout/sessions", keep)
 
+    def retrieve_checkout_session(self, session_id: str, params: Params) -> Obj:
+        with self.lock:
+            self.expire_due_checkout_sessions()
+            return self.get(session_id, "checkout.session", param="id", status=404)
+
     def expire_checkout_session(self, session_id: str, params: Params) -> Obj:
         with self.lock:
+            self.expire_due_checkout_sessions()
             session = self.get(session_id, "checkout.session", param="session", status=404)
             with self._clock_of(session["customer"]):
                 if session["status"] != "open":
@@ -235,7 +243,11 @@ class CheckoutSessions(StandinCore):
                 return session
 
     def expire_due_checkout_sessions(self) -> int:
-        """Expire every open session past its ``expires_at``, as Stripe does; how many."""
+        """Expire every open session past its ``expires_at``, as Stripe does; how many.
+
+        Stripe expires them on its own schedule; the stand-in does it whenever a session
+        is looked at (read, listed, expired, paid or its page opened), which no client
+        can tell apart."""
         with self.lock:
             due = [
                 s

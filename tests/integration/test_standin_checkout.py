@@ -115,3 +115,19 @@ def test_only_an_open_session_can_be_expired(shop: Account) -> None:
     assert expired.status == "expired"
     with pytest.raises(stripe.InvalidRequestError, match="status of `open`"):
         shop.client.v1.checkout.sessions.expire(session.id)
+
+
+def test_a_session_expires_at_its_time_and_its_page_says_so(shop: Account) -> None:
+    state = shop.standin.state
+    session = create(shop, expires_at=int(state.now()) + 1800)
+    real_clock = state.clock
+    state.clock = lambda: real_clock() + 1801
+    try:
+        page = requests.get(session.url, timeout=5)
+    finally:
+        state.clock = real_clock
+
+    assert page.status_code == 410
+    assert "expired" in page.text
+    assert shop.client.v1.checkout.sessions.retrieve(session.id).status == "expired"
+    assert state.changes[-1]["type"] == "checkout.session.expired"
