@@ -7,14 +7,16 @@ checks Checkout's parameters as Stripe does (``sandbox/stripe_standin/checkout_s
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
 from functions.portal_session.app import lambda_handler
-from tests.conftest import forget_cached_clients
+from tests.conftest import TABLE, forget_cached_clients
 from tests.support.events import http_event
 from tests.support.lambda_context import HttpResult, invoke
 from tests.support.portal import STRIPE_ID, link_of, linked_user
@@ -264,3 +266,23 @@ def test_a_failing_stripe_gets_a_retry_hint_and_leaves_no_session(
     assert_error(result, status, code)
     assert int(result.headers["retry-after"]) > 0
     assert sessions_of(shop, customer) == []
+
+
+def test_a_day_later_the_same_request_gets_a_new_session_not_the_expired_one(
+    shop: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = checkout({"plan": "pro_monthly"})
+    (session,) = sessions_of(shop, str(link_of("user-0001")))
+    shop.client.v1.checkout.sessions.expire(session.id)  # what a day does to it
+    boto3.client("dynamodb").delete_item(  # and DynamoDB's TTL to what we remembered
+        TableName=TABLE, Key={"pk": {"S": "CHECKOUT#user-0001"}, "sk": {"S": "CHECKOUT"}}
+    )
+    later = time.time() + 86_400
+    monkeypatch.setattr("billing.portal.checkout.time.time", lambda: later)
+
+    again = checkout({"plan": "pro_monthly"})
+
+    assert again.status == 200, again.raw
+    assert again.body["url"] != first.body["url"]
+    statuses = sorted(s.status for s in sessions_of(shop, str(link_of("user-0001"))))
+    assert statuses == ["expired", "open"]

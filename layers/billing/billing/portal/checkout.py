@@ -12,9 +12,9 @@ per user (``CHECKOUT#<user>``, until it expires). The same request again gets th
 same session back (no Stripe call); a different one (another plan, quantity,
 return page) expires the remembered session before creating its own, so only the
 newest can be paid. Two identical requests at the same moment send Stripe the same
-idempotency key and get one session; two different ones race for the remembered
-slot with a conditional write, and the loser expires the session it made and
-answers ``409 checkout_in_progress``.
+idempotency key (within the same hour) and get one session; two different ones
+race for the remembered slot with a conditional write, and the loser expires the
+session it made and answers ``409 checkout_in_progress``.
 """
 
 from __future__ import annotations
@@ -94,6 +94,10 @@ class CheckoutService:
                 customer_id,
                 fingerprint,
                 remembered.session_id if remembered else "",
+                # Stripe replays a key for at least a day, as long as a session lives:
+                # the hour keeps a request that finds nothing remembered (its session
+                # expired and was forgotten) from getting that expired session back.
+                str(now // 3600),
             )
             with stripe_errors("checkout.sessions.create"):
                 try:
