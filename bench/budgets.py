@@ -167,6 +167,15 @@ def counted_verdicts(counts: Counts) -> list[Verdict]:
             not again.stripe,
         )
     )
+    refresh = counts.find("session.refresh")
+    verdicts.append(
+        Verdict(
+            "POST /billing/refresh, a subscriber: at most 3 Stripe calls (customer, its "
+            "payment methods, its subscriptions)",
+            described(refresh.stripe),
+            len(refresh.stripe) <= 3,
+        )
+    )
     return verdicts
 
 

@@ -255,6 +255,15 @@ def _sessions(stack: Stack) -> tuple[Count, ...]:
                 expect="200",
             )
         )
+    counts.append(
+        count(
+            stack,
+            "session.refresh",
+            "POST /billing/refresh, a subscriber",
+            lambda: status(stack.refresh(user)),
+            expect="200",
+        )
+    )
     # A price whose webhook never arrived (before the backfill): one lookup, then cached.
     boto3.client("dynamodb").delete_item(
         TableName=TABLE, Key={"pk": {"S": price_key("basic_monthly")}, "sk": {"S": PRICE}}

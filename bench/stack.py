@@ -124,6 +124,10 @@ class Stack:
         event = http_event("portal_session/post_checkout_session", body=body, user=user)
         return invoke(session_handler, event)
 
+    def refresh(self, user: str) -> HttpResult:
+        event = http_event("portal_session/post_billing_refresh", user=user)
+        return invoke(session_handler, event)
+
     def setup_intent(self, user: str) -> HttpResult:
         return invoke(session_handler, http_event("portal_session/post_setup_intent", user=user))
 

@@ -1,20 +1,23 @@
-"""POST /portal-sessions, POST /checkout-sessions and POST /setup-intents for the signed-in user."""
+"""The signed-in user's Stripe-side requests: POST /portal-sessions, /checkout-sessions,
+/setup-intents and /billing/refresh."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from billing.api.http import error_doc, install_error_handlers, unauthorized_doc
+from billing.api.http import cacheable, error_doc, install_error_handlers, unauthorized_doc
 from billing.api.identity import user_from_claims
 from billing.aws.library_logs import cap_library_loggers
-from billing.aws.settings import get_settings
+from billing.aws.settings import get_backfill_settings, get_settings
+from billing.core.errors import RateLimited
 from billing.portal.checkout import CheckoutService
 from billing.portal.models import (
     CheckoutSessionRequest,
@@ -28,6 +31,10 @@ from billing.portal.sessions import (
     projected_subscription_lookup,
     stripe_subscription_lookup,
 )
+from billing.projection.intake import WebhookProcessor
+from billing.projection.refresh import REFRESH_INTERVAL_SECONDS, CustomerRefresh
+from billing.read.settings import get_snapshot_settings
+from billing.read.snapshot import BillingSnapshot, compose, to_json
 from billing.store.table import store_for_table
 from billing.stripe_api.client import get_stripe_client
 
@@ -97,6 +104,49 @@ def post_checkout_session(
     user = user_from_claims(app.current_event.request_context.authorizer.jwt_claim)
     answer = CheckoutService(service()).create_checkout_session(user, request)
     return CheckoutSessionResponse(url=answer.url, client_secret=answer.client_secret)
+
+
+@app.post(
+    "/billing/refresh",
+    summary="The billing snapshot, after reading the user's subscriptions from Stripe now",
+    responses={
+        200: {
+            "description": "The fresh snapshot, as GET /billing answers it",
+            "content": {"application/json": {"model": BillingSnapshot}},
+        },
+        429: error_doc("At most one refresh per user every 10 seconds; retry after Retry-After"),
+        **_COMMON_ERRORS,
+    },
+)
+def post_billing_refresh() -> Response[Any]:
+    user = user_from_claims(app.current_event.request_context.authorizer.jwt_claim)
+    settings = get_snapshot_settings()
+    store = store_for_table(settings.table_name)
+    now = int(time.time())
+    wait = store.claim_refresh(user.id, now=now, interval=REFRESH_INTERVAL_SECONDS)
+    if wait:
+        raise RateLimited("Refreshed moments ago; retry shortly.", retry_after_seconds=wait)
+    customer = store.customer_for_user(user.id)
+    if customer is not None:
+        projection = get_backfill_settings()
+        client = get_stripe_client(projection)
+        processor = WebhookProcessor(
+            settings=projection,
+            store=store,
+            stripe_client=lambda: client,
+            # Customers, cards and subscriptions announce no catalog change.
+            announce=lambda change: None,
+        )
+        CustomerRefresh(processor, client).run(customer, now=now)
+    snapshot = compose(
+        store.user_items(user.id, invoices=settings.invoice_page_size),
+        portal_flows=settings.portal_flows,
+        page_size=settings.invoice_page_size,
+        expiry_warning_days=settings.card_expiry_warning_days,
+        now=time.time(),
+        access_policy=settings.access_policy,
+    )
+    return cacheable(to_json(snapshot), None)
 
 
 @app.post(

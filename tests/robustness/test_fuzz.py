@@ -51,6 +51,7 @@ from tools.openapi import OPENAPI_FILE, openapi_document
 OPERATIONS = [
     ("GET", "/billing"),
     ("GET", "/billing/invoices"),
+    ("POST", "/billing/refresh"),
     ("POST", "/portal-sessions"),
     ("POST", "/checkout-sessions"),
     ("POST", "/setup-intents"),

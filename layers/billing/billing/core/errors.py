@@ -95,6 +95,17 @@ class UnsupportedSubscription(Conflict):
     code = "unsupported_subscription"
 
 
+class RateLimited(BillingError):
+    """Too many requests of one user; ``retry_after_seconds`` says when to try again."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class StripeUnavailable(BillingError):
     """Stripe could not be reached or asked us to slow down: safe to retry."""
 

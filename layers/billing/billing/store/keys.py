@@ -57,6 +57,9 @@ pk                              sk                              item
                                                                 ``expires_at``: handed out again to
                                                                 the same request, expired before a
                                                                 different one.
+``REFRESH#<user_id>``           ``REFRESH``                     ``at``: when the user's last
+                                                                ``POST /billing/refresh`` ran (its
+                                                                rate limit), until ``expires_at``.
 ``EVENT#<event_id>``            ``EVENT``                       the dedupe record of a processed
                                                                 event, written in the same
                                                                 transaction as its effect,
@@ -79,6 +82,7 @@ SNAPSHOT = "SNAPSHOT"
 INVOICE_PREFIX = "INVOICE#"
 EVENT = "EVENT"
 CHECKOUT = "CHECKOUT"
+REFRESH = "REFRESH"
 PRODUCT = "PRODUCT"
 PRICE_RECORD_PREFIX = "PRICEID#"
 PRICE_RECORD = "PRICE"
@@ -101,6 +105,10 @@ def price_key(lookup_key: str) -> str:
 
 def checkout_key(user_id: str) -> str:
     return f"CHECKOUT#{user_id}"
+
+
+def refresh_key(user_id: str) -> str:
+    return f"REFRESH#{user_id}"
 
 
 def event_key(event_id: str) -> str:

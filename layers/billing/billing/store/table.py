@@ -33,6 +33,7 @@ from billing.store.keys import (
     PRICE_RECORD,
     PRICE_RECORD_PREFIX,
     PRODUCT,
+    REFRESH,
     SNAPSHOT,
     checkout_key,
     customer_key,
@@ -40,6 +41,7 @@ from billing.store.keys import (
     price_key,
     price_record_key,
     product_key,
+    refresh_key,
     slot_attribute,
     subscriber_sort_key,
     subscribers_key,
@@ -552,6 +554,30 @@ class BillingStore:
                 raise
             return False
         return True
+
+    def claim_refresh(self, user_id: str, *, now: int, interval: int) -> int:
+        """Claim the user's refresh slot: 0 if claimed, else the seconds until it is free."""
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={
+                    "pk": {"S": refresh_key(user_id)},
+                    "sk": {"S": REFRESH},
+                    "at": {"N": str(now)},
+                    "expires_at": {"N": str(now + interval)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR #at <= :free",
+                ExpressionAttributeNames={"#at": "at"},
+                ExpressionAttributeValues={":free": {"N": str(now - interval)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            old: dict[str, Any] = dict(error.response.get("Item") or {})  # type: ignore[call-overload]
+            last = int(old.get("at", {}).get("N", now))
+            return max(1, last + interval - now)
+        return 0
 
     # --- read path --------------------------------------------------------------------------
 
