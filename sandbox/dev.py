@@ -33,9 +33,11 @@ delete would.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
+import signal
 import socket
 import sys
 import threading
@@ -149,6 +151,9 @@ class LocalDeployment:
     demo_customer_id: str
     standin: StripeStandIn | None  # None when talking to a real test-mode account
     listen_command: str | None = None  # how to forward that account's events here
+    # Makes /_dev/info say ready (local_deployment(ready_on_start=False) leaves it to
+    # the caller, which first makes sure a Ctrl-C can no longer interrupt its start).
+    mark_ready: Callable[[], None] = lambda: None
 
 
 def ensure_free(host: str, port: int, what: str) -> None:
@@ -178,6 +183,7 @@ def local_deployment(
     port: int = 3000,
     stripe_port: int = 12111,
     external: ExternalStripe | None = None,
+    ready_on_start: bool = True,
 ) -> Iterator[LocalDeployment]:
     """Start everything; stop it all when the block ends."""
     ensure_free(host, port, "local API gateway")
@@ -276,8 +282,7 @@ def local_deployment(
             demo_customer_id = ensure_demo_customer(client, prices)
             # The local table starts empty; the account may hold earlier runs' state.
             run_backfill(get_backfill_settings(), replay=False)
-        status.ready = True
-
+        status.ready = ready_on_start
         yield LocalDeployment(
             api_url=gateway_url,
             stripe_url=api_base,
@@ -289,6 +294,7 @@ def local_deployment(
             demo_customer_id=demo_customer_id,
             standin=standin,
             listen_command=external.listen_command(webhook_url) if external else None,
+            mark_ready=functools.partial(setattr, status, "ready", True),
         )
 
 
@@ -412,6 +418,31 @@ def handler_of(module: str) -> Callable[[dict[str, Any], Any], Any]:
     return handler
 
 
+class _CtrlC:
+    """Ctrl-C (SIGINT) or SIGTERM: an exception while the stack starts, a flag once it runs.
+
+    Once running, a signal only sets a flag that ``wait`` polls, so it never interrupts
+    the main thread half-way through something (a print holding stdout's lock, a
+    request): the shutdown that follows (the portal configuration deactivated against a
+    real account, the servers stopped) then always runs to its end.
+    """
+
+    def __init__(self) -> None:
+        self.running = False
+        self._stop = False
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if not self.running:
+            raise KeyboardInterrupt
+        self._stop = True
+
+    def wait(self) -> None:
+        while not self._stop:
+            time.sleep(0.1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the whole product offline.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -423,19 +454,27 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     # Request lines of moto's and the stand-in's servers would drown the banner.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    ctrl_c = _CtrlC()
     try:
         external = ExternalStripe.from_environment(os.environ)
         with local_deployment(
-            host=args.host, port=args.port, stripe_port=args.stripe_port, external=external
+            host=args.host,
+            port=args.port,
+            stripe_port=args.stripe_port,
+            external=external,
+            ready_on_start=False,
         ) as deployment:
+            ctrl_c.running = True
             print(_banner(deployment, time.monotonic() - started), flush=True)
-            try:
-                threading.Event().wait()
-            except KeyboardInterrupt:
-                print("\nStopping…", flush=True)
+            deployment.mark_ready()
+            ctrl_c.wait()
+            print("\nStopping…", flush=True)
     except (PortTaken, PortInUse, NotTestMode, CustomResourceFailed) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while starting: what had started is stopped
+        print("\nStopped before it was ready.", file=sys.stderr)
+        return 130
     except stripe.StripeError as error:
         print(
             f"error: Stripe refused a set-up call: {error.user_message or error}", file=sys.stderr

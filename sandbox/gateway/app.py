@@ -117,7 +117,12 @@ class LocalGateway:
             name: self._verifier(config.name, config.issuer, config.audiences)
             for name, config in api.authorizers.items()
         }
-        self._locks = {route.function: threading.Lock() for route in api.routes}
+        # One invocation at a time across *all* functions, not one per function as
+        # Lambda would: Powertools' resolver keeps the current event on a class
+        # (BaseRouter.current_event), shared by every function of this one process, so
+        # two functions running at once could each read the other's request, its user
+        # included. On Lambda every process handles one event at a time.
+        self._one_invocation = threading.Lock()
         self._routes = Map(merge_slashes=False)
         for index, route in enumerate(api.routes):
             if route.path == "/" or route.path.startswith(_DEV_PREFIXES):
@@ -266,8 +271,9 @@ class LocalGateway:
             return _message(500, "Internal Server Error")
 
     def _invoke(self, route: Route, event: dict[str, Any]) -> Any:
-        """Run the function on ``event`` in its own thread, like one container: one at a time."""
-        lock = self._locks[route.function]
+        """Run the function on ``event`` in its own thread, like one container: one
+        invocation at a time (``_one_invocation`` says why across functions too)."""
+        lock = self._one_invocation
         if not lock.acquire(timeout=INTEGRATION_TIMEOUT_SECONDS):
             raise IntegrationTimeout
         outcome: dict[str, Any] = {}

@@ -12,6 +12,7 @@ import http.client
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -681,3 +682,46 @@ def test_an_authorizer_with_scopes_needs_one_of_them() -> None:
     assert answer.status_code == 200
     event = json.loads(answer.get_data())
     assert event["requestContext"]["authorizer"]["jwt"]["scopes"] == ["openid", "billing/read"]
+
+
+def test_no_two_functions_run_at_once(
+    identity: LocalIdentityProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Powertools keeps the current event on a class shared by every function of one
+    process: two functions running at once could read each other's request (and user)."""
+    running: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+    guard = threading.Lock()
+
+    def slow_handler(spec: str) -> Any:
+        def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+            with guard:
+                running.append(spec)
+                if len(running) > 1:
+                    overlaps.append(tuple(running))
+            time.sleep(0.2)  # long enough for a second request to arrive meanwhile
+            with guard:
+                running.remove(spec)
+            return {"statusCode": 200, "body": "{}"}
+
+        return handler
+
+    monkeypatch.setattr("sandbox.gateway.app.load_handler", slow_handler)
+    app = LocalGateway.from_template(
+        TEMPLATE, PARAMETERS, identity, static_dir=tmp_path, dev_info=lambda: DEV_INFO
+    )
+    with serve(app, "127.0.0.1", 0) as server:
+        token = dev_token(server.url)
+        auth = {"Authorization": f"Bearer {token}"}
+        calls = [
+            lambda: requests.get(f"{server.url}/billing", headers=auth, timeout=10),
+            lambda: requests.post(f"{server.url}/setup-intents", headers=auth, timeout=10),
+            lambda: requests.post(f"{server.url}/webhooks/stripe", data="{}", timeout=10),
+        ]
+        threads = [threading.Thread(target=call) for call in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert overlaps == []
