@@ -3,11 +3,13 @@ now, for the moment the browser is back before the webhook; rate-limited per use
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 
+from functions.portal_session import app
 from functions.portal_session.app import lambda_handler
 from tests.support.events import http_event
 from tests.support.lambda_context import HttpResult, invoke
@@ -117,3 +119,20 @@ def test_stripe_down_is_503_with_retry_after_and_stores_nothing(shop: Account) -
     assert result.status == 503, result.raw
     assert int(result.headers["retry-after"]) > 0
     assert snapshot("user-0001").body["plan"] is None
+
+
+def test_a_tie_with_an_event_of_the_second_before_needs_no_second_fetch(
+    shop: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer = linked_user(shop, "user-0001")
+    shop.subscribe(customer, "pro_monthly")
+    for event in events_from_changes(shop.changes()):
+        assert deliver(event).status == 200
+    stored_second = max(change["created"] for change in shop.changes())
+    # The refresh runs in the next second: it stores as of `stored_second`, a tie.
+    monkeypatch.setattr(app, "time", SimpleNamespace(time=lambda: stored_second + 1.5))
+    shop.clear_requests_log()
+
+    assert refresh().status == 200
+
+    assert len(stripe_calls(shop)) == 3, stripe_calls(shop)  # no re-fetch of each object

@@ -137,12 +137,21 @@ class WebhookProcessor:
         return self._apply(event, change)
 
     def apply_object(
-        self, kind: Kind, obj: dict[str, Any], *, version: int, source: str
+        self,
+        kind: Kind,
+        obj: dict[str, Any],
+        *,
+        version: int,
+        source: str,
+        fetched_after_version: bool = False,
     ) -> Outcome:
         """Store ``obj`` (fetched from Stripe, e.g. by the backfill) as of ``version``.
 
         Goes through the same versioned writes as an event, under a synthetic
-        event id ``source`` so a repeated run is harmless.
+        event id ``source`` so a repeated run is harmless. With
+        ``fetched_after_version`` (the object was fetched after the second ``version``
+        ended), an event stored with the same second happened before the fetch: the
+        fetched state is the newer one and wins the tie without a re-fetch.
         """
         event = StripeEvent(
             id=source,
@@ -151,12 +160,12 @@ class WebhookProcessor:
             livemode=self.settings.stripe_livemode,
             data=StripeEvent.Data(object=obj),
         )
-        return self._apply(event, change_from_object(kind, obj))
+        change = change_from_object(kind, obj)
+        return self._apply(event, change, allow_equal=fetched_after_version)
 
     # --- projection writes ----------------------------------------------------------------
 
-    def _apply(self, event: StripeEvent, change: Change) -> Outcome:
-        allow_equal = False
+    def _apply(self, event: StripeEvent, change: Change, *, allow_equal: bool = False) -> Outcome:
         lost: set[Slot] = set()  # secondary writes that lost to newer state: left out
         for attempt in range(_ATTEMPTS):
             context = self.store.context(change.customer, change.products, change.prices)
