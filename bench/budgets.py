@@ -64,6 +64,32 @@ def described(calls: Sequence[str]) -> str:
     return f"{len(calls)} ({', '.join(calls)})" if calls else "0"
 
 
+# The user-facing Stripe-calling routes: (measurement, budget, allowed numbers of calls).
+SESSION_STRIPE_CALLS = (
+    (
+        "session.subscription_update_confirm",
+        "confirm-plan session, customer exists: exactly 1 Stripe call",
+        range(1, 2),
+    ),
+    (
+        "session.checkout",
+        "checkout session, customer exists, price cached: exactly 1 Stripe call",
+        range(1, 2),
+    ),
+    (
+        "session.checkout_again",
+        "the same checkout again (a double click): 0 Stripe calls",
+        range(0, 1),
+    ),
+    (
+        "session.refresh",
+        "POST /billing/refresh, a subscriber: at most 3 Stripe calls (customer, its "
+        "payment methods, its subscriptions)",
+        range(0, 4),
+    ),
+)
+
+
 def counted_verdicts(counts: Counts) -> list[Verdict]:
     verdicts = []
     for key in SNAPSHOTS:
@@ -143,39 +169,9 @@ def counted_verdicts(counts: Counts) -> list[Verdict]:
     )
     for row in counts.fanouts:
         verdicts.append(fanout_verdict(row))
-    confirm = counts.find("session.subscription_update_confirm")
-    verdicts.append(
-        Verdict(
-            "confirm-plan session, customer exists: exactly 1 Stripe call",
-            described(confirm.stripe),
-            len(confirm.stripe) == 1,
-        )
-    )
-    checkout = counts.find("session.checkout")
-    verdicts.append(
-        Verdict(
-            "checkout session, customer exists, price cached: exactly 1 Stripe call",
-            described(checkout.stripe),
-            len(checkout.stripe) == 1,
-        )
-    )
-    again = counts.find("session.checkout_again")
-    verdicts.append(
-        Verdict(
-            "the same checkout again (a double click): 0 Stripe calls",
-            described(again.stripe),
-            not again.stripe,
-        )
-    )
-    refresh = counts.find("session.refresh")
-    verdicts.append(
-        Verdict(
-            "POST /billing/refresh, a subscriber: at most 3 Stripe calls (customer, its "
-            "payment methods, its subscriptions)",
-            described(refresh.stripe),
-            len(refresh.stripe) <= 3,
-        )
-    )
+    for key, budget, allowed in SESSION_STRIPE_CALLS:
+        calls = counts.find(key).stripe
+        verdicts.append(Verdict(budget, described(calls), len(calls) in allowed))
     return verdicts
 
 

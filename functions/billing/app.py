@@ -20,7 +20,7 @@ from billing.api.http import cacheable, error_doc, install_error_handlers, unaut
 from billing.api.identity import user_from_claims
 from billing.aws.library_logs import cap_library_loggers
 from billing.read.settings import get_snapshot_settings
-from billing.read.snapshot import BillingSnapshot, compose, to_json
+from billing.read.snapshot import BillingSnapshot, compose_for, to_json
 from billing.store.table import store_for_table
 
 logger = Logger()
@@ -48,14 +48,7 @@ def get_billing() -> Response[Any]:
     items = store_for_table(settings.table_name).user_items(
         user.id, invoices=settings.invoice_page_size
     )
-    snapshot = compose(
-        items,
-        portal_flows=settings.portal_flows,
-        page_size=settings.invoice_page_size,
-        expiry_warning_days=settings.card_expiry_warning_days,
-        now=time.time(),
-        access_policy=settings.access_policy,
-    )
+    snapshot = compose_for(items, settings, now=time.time())
     return cacheable(to_json(snapshot), app.current_event.headers.get("if-none-match"))
 
 

@@ -34,7 +34,7 @@ from billing.portal.sessions import (
 from billing.projection.intake import WebhookProcessor
 from billing.projection.refresh import REFRESH_INTERVAL_SECONDS, CustomerRefresh
 from billing.read.settings import get_snapshot_settings
-from billing.read.snapshot import BillingSnapshot, compose, to_json
+from billing.read.snapshot import BillingSnapshot, compose_for, to_json
 from billing.store.table import store_for_table
 from billing.stripe_api.client import get_stripe_client
 
@@ -138,14 +138,8 @@ def post_billing_refresh() -> Response[Any]:
             announce=lambda change: None,
         )
         CustomerRefresh(processor, client).run(customer, now=now)
-    snapshot = compose(
-        store.user_items(user.id, invoices=settings.invoice_page_size),
-        portal_flows=settings.portal_flows,
-        page_size=settings.invoice_page_size,
-        expiry_warning_days=settings.card_expiry_warning_days,
-        now=time.time(),
-        access_policy=settings.access_policy,
-    )
+    items = store.user_items(user.id, invoices=settings.invoice_page_size)
+    snapshot = compose_for(items, settings, now=time.time())
     return cacheable(to_json(snapshot), None)
 
 

@@ -61,8 +61,7 @@ class CheckoutSessions(StandinCore):
     def complete_checkout_session(self, session_id: str, card: str | None) -> Obj:
         """Pay an open session with a test card (None: no card, for a trial without one)."""
         with self.lock:
-            self.expire_due_checkout_sessions()
-            session = self.get(session_id, "checkout.session", param="session", status=404)
+            session = self._current_session(session_id, param="session")
             with self._clock_of(session["customer"]):
                 if session["status"] != "open":
                     raise StripeApiError(
@@ -225,13 +224,11 @@ class CheckoutSessions(StandinCore):
 
     def retrieve_checkout_session(self, session_id: str, params: Params) -> Obj:
         with self.lock:
-            self.expire_due_checkout_sessions()
-            return self.get(session_id, "checkout.session", param="id", status=404)
+            return self._current_session(session_id, param="id")
 
     def expire_checkout_session(self, session_id: str, params: Params) -> Obj:
         with self.lock:
-            self.expire_due_checkout_sessions()
-            session = self.get(session_id, "checkout.session", param="session", status=404)
+            session = self._current_session(session_id, param="session")
             with self._clock_of(session["customer"]):
                 if session["status"] != "open":
                     raise StripeApiError(
@@ -259,6 +256,11 @@ class CheckoutSessions(StandinCore):
             for session in due:
                 self._expire(session)
             return len(due)
+
+    def _current_session(self, session_id: str, *, param: str) -> Obj:
+        """The session as it is now: expired first if its time has come."""
+        self.expire_due_checkout_sessions()
+        return self.get(session_id, "checkout.session", param=param, status=404)
 
     def _expire(self, session: Obj) -> None:
         session.update(status="expired", url=None)

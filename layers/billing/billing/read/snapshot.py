@@ -53,6 +53,7 @@ from billing.projection.records import (
     PaymentMethodRecord,
     SubscriptionRecord,
 )
+from billing.read.settings import SnapshotSettings
 from billing.store.keys import INVOICE_PREFIX
 from billing.store.writes import UserItems
 
@@ -312,6 +313,19 @@ def compose(
         ],
         email=customer.email if customer and not customer.deleted else None,
         as_of=_time(max(versions)) if versions else None,
+    )
+
+
+def compose_for(items: UserItems, settings: SnapshotSettings, *, now: float) -> BillingSnapshot:
+    """The snapshot as the deployment serves it: ``compose`` with its settings. Both
+    ``GET /billing`` and ``POST /billing/refresh`` answer with it."""
+    return compose(
+        items,
+        portal_flows=settings.portal_flows,
+        page_size=settings.invoice_page_size,
+        expiry_warning_days=settings.card_expiry_warning_days,
+        now=now,
+        access_policy=settings.access_policy,
     )
 
 

@@ -139,7 +139,7 @@ class BillingStore:
                     TransactItems=link_items(self.table_name, user_id, customer_id)
                 )
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                if _error_code(error) != "TransactionCanceledException":
                     raise
                 linked = self.customer_for_user(user_id)
                 if linked is not None:
@@ -173,7 +173,7 @@ class BillingStore:
             try:
                 self.client.update_item(**update)
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                if _error_code(error) != "ConditionalCheckFailedException":
                     raise
 
     def skip_generation(self, user_id: str, generation: int) -> None:
@@ -191,7 +191,7 @@ class BillingStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if _error_code(error) != "ConditionalCheckFailedException":
                 raise
 
     # --- catalog ----------------------------------------------------------------------------
@@ -297,7 +297,7 @@ class BillingStore:
         try:
             self.client.transact_write_items(TransactItems=items)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+            if _error_code(error) != "TransactionCanceledException":
                 raise
             reasons = error.response.get("CancellationReasons", [])
             taken = CommitStatus.RETIRED if guard is not None else CommitStatus.LINK_TAKEN
@@ -313,7 +313,7 @@ class BillingStore:
         try:
             self.client.put_item(**put)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if _error_code(error) != "ConditionalCheckFailedException":
                 raise
             return False
         return True
@@ -339,7 +339,7 @@ class BillingStore:
                 ExpressionAttributeValues={":price": {"S": price_id}, ":v": {"N": str(version)}},
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if _error_code(error) != "ConditionalCheckFailedException":
                 raise
 
     def _event_put(
@@ -550,7 +550,7 @@ class BillingStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if _error_code(error) != "ConditionalCheckFailedException":
                 raise
             return False
         return True
@@ -572,7 +572,7 @@ class BillingStore:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if _error_code(error) != "ConditionalCheckFailedException":
                 raise
             old: dict[str, Any] = dict(error.response.get("Item") or {})  # type: ignore[call-overload]
             last = int(old.get("at", {}).get("N", now))
@@ -712,7 +712,7 @@ class BillingStore:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if _error_code(error) != "ConditionalCheckFailedException":
                 raise
             return False
         return True
@@ -796,3 +796,10 @@ def _stored_version(slot: Slot, item: Mapping[str, Any]) -> tuple[int, str]:
     if slot.attribute is not None:
         stored = stored.get(slot.attribute) or {}
     return int(stored.get("v", 0)), str(stored.get("e", ""))
+
+
+def _error_code(error: ClientError) -> str | None:
+    """DynamoDB's error code: a refused condition or a cancelled transaction is an answer,
+    anything else a fault."""
+    code = error.response.get("Error", {}).get("Code")
+    return str(code) if code is not None else None
