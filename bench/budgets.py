@@ -2,7 +2,8 @@
 
 Counted budgets (exact, no timing; ``make test`` runs them):
 
-- snapshot: 1 DynamoDB request, 0 Stripe calls, ``stripe`` never imported;
+- snapshot (``GET /billing``, its invoice pages, ``GET /plans``): 1 DynamoDB request,
+  0 Stripe calls, ``stripe`` never imported;
 - webhook, steady state: at most 2 DynamoDB requests per event, first delivery and
   redelivery, for every handled type; no Stripe call, except the documented
   same-second re-fetch (exactly one retrieve);
@@ -34,7 +35,13 @@ from bench.counts import Count, Counts, FanoutCount
 from billing.projection.catalog_fanout import PAGE_SIZE as FANOUT_PAGE
 from billing.projection.registry import REGISTRY, Fold
 
-SNAPSHOTS = ("snapshot.subscriber", "snapshot.not_modified", "snapshot.free", "snapshot.invoices")
+SNAPSHOTS = (
+    "snapshot.subscriber",
+    "snapshot.not_modified",
+    "snapshot.free",
+    "snapshot.invoices",
+    "snapshot.plans",
+)
 WEBHOOK_MAX_DYNAMODB = 2
 SETUP_INTENT_SUCCEEDED = next(
     t for t, entry in REGISTRY.items() if entry.fold is Fold.DEFAULT_PAYMENT_METHOD

@@ -22,10 +22,11 @@ import stripe
 
 from bench.stack import TABLE, Stack
 from billing.projection.registry import HANDLED_EVENT_TYPES, REGISTRY, Fold
-from billing.store.keys import PRICE, price_key
+from billing.store.keys import CATALOG, price_sort_key
 from tests.support import portal
 from tests.support.lambda_context import HttpResult
 from tests.support.portal import STRIPE_ID
+from tests.support.stripe_seed import PLANS
 from tests.support.webhooks import events_from_changes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,7 +186,20 @@ def _snapshots(stack: Stack) -> tuple[Count, ...]:
             lambda: status(stack.invoices(user, cursor)),
             expect="200",
         ),
+        count(
+            stack,
+            "snapshot.plans",
+            "GET /plans, the offered plans for a pricing table",
+            lambda: plan_count(stack.plans()),
+            expect=f"{len(PLANS)} plans",
+        ),
     )
+
+
+def plan_count(result: HttpResult) -> str:
+    if result.status != 200:
+        return str(result.status)
+    return f"{len(result.body['data'])} plans"
 
 
 # --- POST /portal-sessions, POST /setup-intents ------------------------------------------------
@@ -266,7 +280,7 @@ def _sessions(stack: Stack) -> tuple[Count, ...]:
     )
     # A price whose webhook never arrived (before the backfill): one lookup, then cached.
     boto3.client("dynamodb").delete_item(
-        TableName=TABLE, Key={"pk": {"S": price_key("basic_monthly")}, "sk": {"S": PRICE}}
+        TableName=TABLE, Key={"pk": {"S": CATALOG}, "sk": {"S": price_sort_key("basic_monthly")}}
     )
     counts.append(
         count(

@@ -111,6 +111,9 @@ class Stack:
         event["headers"].update(headers)
         return invoke(billing_handler, event)
 
+    def plans(self) -> HttpResult:
+        return invoke(billing_handler, http_event("billing/get_plans"))
+
     def invoices(self, user: str, cursor: str) -> HttpResult:
         event = http_event("invoices/get_invoices", user=user)
         event["queryStringParameters"] = {"cursor": cursor}

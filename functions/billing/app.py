@@ -1,4 +1,5 @@
-"""GET /billing: the signed-in user's billing snapshot, from one DynamoDB query.
+"""GET /billing: the signed-in user's billing snapshot, from one DynamoDB query; and
+GET /plans: what the deployment sells, for a pricing table, from one more.
 
 The billing page calls this on every view, so its cold start is kept short: it never
 imports ``stripe`` (the read path makes no Stripe call) nor pydantic (the route takes
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from billing.api.http import cacheable, error_doc, install_error_handlers, unauthorized_doc
 from billing.api.identity import user_from_claims
 from billing.aws.library_logs import cap_library_loggers
+from billing.read.plans import PlanList, offered_plans, plans_json
 from billing.read.settings import get_snapshot_settings
 from billing.read.snapshot import BillingSnapshot, compose_for, to_json
 from billing.store.table import store_for_table
@@ -50,6 +52,33 @@ def get_billing() -> Response[Any]:
     )
     snapshot = compose_for(items, settings, now=time.time())
     return cacheable(to_json(snapshot), app.current_event.headers.get("if-none-match"))
+
+
+@app.get(
+    "/plans",
+    summary="The plans this deployment sells (public, cacheable)",
+    responses={
+        200: {
+            "description": "The plans of PlanLookupKeys, in that order",
+            "content": {"application/json": {"model": PlanList}},
+        },
+        304: {"description": "Unchanged since the ETag in If-None-Match"},
+        503: error_doc("Storage unavailable; retry after Retry-After seconds"),
+    },
+)
+def get_plans() -> Response[Any]:
+    settings = get_snapshot_settings()
+    catalog = store_for_table(settings.table_name).catalog_items()
+    offered = offered_plans(
+        catalog, settings.plan_lookup_keys, trial_days=settings.checkout_trial_days
+    )
+    if offered.missing:
+        logger.warning(
+            "Offered plans missing from the stored catalog (run make backfill?)",
+            extra={"lookup_keys": list(offered.missing)},
+        )
+    body = plans_json(offered.plans)
+    return cacheable(body, app.current_event.headers.get("if-none-match"), public=True)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

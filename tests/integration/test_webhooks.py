@@ -76,11 +76,12 @@ def subscription_slot(user_id: str, subscription_id: str) -> dict[str, Any]:
 
 
 def test_a_signed_event_is_applied(hooks: Account) -> None:
-    result = deliver(product_event(hooks))
+    event = product_event(hooks)
+    result = deliver(event)
     assert result.status == 200, result.raw
     assert result.body == {"received": True, "outcome": "applied"}
     kinds = sorted(item["sk"]["S"] for item in table_items(TABLE))
-    assert kinds == ["EVENT", "PRODUCT"]
+    assert kinds == ["EVENT", "PRODUCT#" + event["data"]["object"]["id"]]
 
 
 @pytest.mark.parametrize(

@@ -88,12 +88,12 @@ def test_every_grant_names_a_resource_of_the_stack_without_wildcards() -> None:
     }
 
 
-def test_the_webhook_route_is_the_only_one_without_the_jwt_authorizer() -> None:
+def test_the_webhook_and_the_plan_list_are_the_only_routes_without_the_jwt_authorizer() -> None:
     transformed = deployed()
     assert route_problems(transformed) == []
     declared = routes(transformed)
     open_routes = {key for key, op in declared.items() if op["security"] != [{"JwtAuthorizer": []}]}
-    assert open_routes == {"POST /webhooks/stripe"}
+    assert open_routes == {"POST /webhooks/stripe", "GET /plans"}
     assert len(declared) >= 5
 
 
@@ -258,6 +258,7 @@ def no_default_authorizer(copy: Template) -> None:
     del copy["Resources"]["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"]
     # (SAM accepts Authorizer: NONE only under a default authorizer.)
     del _function(copy, "WebhookFunction")["Events"]["StripeWebhook"]["Properties"]["Auth"]
+    del _function(copy, "BillingFunction")["Events"]["GetPlans"]["Properties"]["Auth"]
 
 
 def webhook_behind_the_authorizer(copy: Template) -> None:
@@ -314,7 +315,7 @@ WIDENINGS: list[tuple[Callable[[Template], None], str]] = [
     (webhook_may_consume_the_fanout_queue, r"WebhookFunction may consume the catalog fan-out"),
     (billing_route_without_authorizer, r"GET /billing: not behind JwtAuthorizer"),
     (no_default_authorizer, r"POST /portal-sessions: not behind JwtAuthorizer"),
-    (webhook_behind_the_authorizer, r"POST /webhooks/stripe: Stripe cannot send a user token"),
+    (webhook_behind_the_authorizer, r"POST /webhooks/stripe: its callers have no user token"),
     (a_catch_all_route, r"/\{proxy\+\}: a catch-all route"),
     (cors_for_any_origin_with_credentials, r"allowCredentials with a wildcard origin"),
     (cors_as_sam_property_with_a_ref, r"not a CORS settings object"),

@@ -48,6 +48,13 @@ class Account:
         sessions = [c for c in self.changes() if c["type"] == "billing_portal.session.created"]
         return sessions[-1]["object"]  # type: ignore[no-any-return]
 
+    def a_second_later(self) -> None:
+        """Move the stand-in's clock one second ahead: Stripe's next change falls in a later
+        second than every change so far (a test runs faster than a person edits a catalog)."""
+        state = self.standin.state
+        clock = state.clock
+        state.clock = lambda: clock() + 1
+
     def inject_fault(self, **spec: Any) -> None:
         requests.post(
             f"{self.standin.url}/_standin/faults", json=spec, timeout=5

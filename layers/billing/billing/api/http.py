@@ -81,10 +81,23 @@ def error_response(
 CACHE_CONTROL = "private, no-cache"
 
 
-def cacheable(body: str, if_none_match: str | None) -> Response[Any]:
-    """200 with an ETag, or 304 when the client already has this body."""
+# The same for everyone: browsers and CDNs may keep it a minute (a price change shows
+# within a minute), then revalidate with If-None-Match.
+PUBLIC_CACHE_CONTROL = "public, max-age=60"
+
+
+def cacheable(body: str, if_none_match: str | None, *, public: bool = False) -> Response[Any]:
+    """200 with an ETag, or 304 when the client already has this body.
+
+    Private (one user's data: revalidated every time, never in a shared cache) unless
+    ``public``.
+    """
     etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+    headers = (
+        {"ETag": etag, "Cache-Control": PUBLIC_CACHE_CONTROL}
+        if public
+        else {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Authorization"}
+    )
     if etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return Response(status_code=200, content_type="application/json", body=body, headers=headers)

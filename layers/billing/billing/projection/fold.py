@@ -285,6 +285,7 @@ def price_record(obj: Mapping[str, Any], *, deleted: bool = False) -> PriceRecor
 def product_record(obj: Mapping[str, Any], *, deleted: bool = False) -> ProductRecord:
     return ProductRecord(
         name=_str(obj.get("name")) or "",
+        description=_str(obj.get("description")),
         active=obj.get("active") is not False and not deleted,
         deleted=deleted,
     )

@@ -43,14 +43,13 @@ from billing.projection.fold import (
 from billing.projection.records import Kind
 from billing.projection.registry import SHAPE_CHANGES_WITH_VERSION, Fold, HandledType, handled_type
 from billing.store.keys import (
-    PRICE,
+    CATALOG,
     PRICE_RECORD,
-    PRODUCT,
     SNAPSHOT,
     invoice_sort_key,
-    price_key,
     price_record_key,
-    product_key,
+    price_sort_key,
+    product_sort_key,
     slot_attribute,
     user_key,
 )
@@ -274,7 +273,9 @@ class WebhookProcessor:
         if change.kind is not Kind.SUBSCRIPTION or user_id is None:
             return [], []
         checks = [
-            CatalogCheck(product_key(product), PRODUCT, version, context.product_events[product])
+            CatalogCheck(
+                CATALOG, product_sort_key(product), version, context.product_events[product]
+            )
             for product, version in context.product_versions.items()
             if product in change.products
         ]
@@ -363,7 +364,7 @@ class WebhookProcessor:
             case Kind.PRICE:
                 return Slot(price_record_key(change.object_id), PRICE_RECORD)
             case Kind.PRODUCT:
-                return Slot(product_key(change.object_id), PRODUCT)
+                return Slot(CATALOG, product_sort_key(change.object_id))
 
     def _price_writes(
         self, event: StripeEvent, change: Change, slot: Slot, allow_equal: bool
@@ -380,7 +381,7 @@ class WebhookProcessor:
         copied = {"lookup_key": current, "nickname": record.nickname, "product": record.product}
         writes = [Write(slot, event.created, event.id, copied, allow_equal)]
         if current:
-            catalog = Slot(price_key(current), PRICE)
+            catalog = Slot(CATALOG, price_sort_key(current))
             fields = price_to_fields(record.catalog_price(change.object_id))
             writes.append(Write(catalog, event.created, event.id, fields, allow_equal))
         return writes
@@ -426,7 +427,9 @@ class WebhookProcessor:
             names[product_id] = product.get("name") or ""
             versions[product_id] = version
             fields = product_record(product).stored()
-            writes.append(Write(Slot(product_key(product_id), PRODUCT), version, event.id, fields))
+            writes.append(
+                Write(Slot(CATALOG, product_sort_key(product_id)), version, event.id, fields)
+            )
         return writes
 
     def _refetch(self, change: Change) -> Change:

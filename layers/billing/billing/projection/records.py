@@ -160,6 +160,7 @@ class PriceRecord(Record):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProductRecord(Record):
     name: str
+    description: str | None = None
     active: bool = True
     deleted: bool = False
 

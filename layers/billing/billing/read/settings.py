@@ -32,6 +32,9 @@ class SnapshotSettings:
     # A card expiring within this many days is flagged ``expiring_soon``.
     card_expiry_warning_days: int = 30
     access_policy: AccessPolicy = AccessPolicy()  # noqa: RUF009 - frozen, shared safely
+    # What GET /plans lists: the lookup keys Checkout sells, and the trial it grants.
+    plan_lookup_keys: tuple[str, ...] = ()
+    checkout_trial_days: int = 0
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> SnapshotSettings:
@@ -72,6 +75,10 @@ class SnapshotSettings:
                 paused_grants_access=flag("ACCESS_PAUSED_GRANTS", False),
                 access_until_period_end=flag("ACCESS_UNTIL_PERIOD_END", False),
             ),
+            plan_lookup_keys=tuple(
+                key.strip() for key in environ.get("PLAN_LOOKUP_KEYS", "").split(",") if key.strip()
+            ),
+            checkout_trial_days=integer("CHECKOUT_TRIAL_DAYS", 0, 0, 730),
         )
         if problems:
             raise InvalidSettings("Invalid environment: " + "; ".join(problems))

@@ -77,13 +77,14 @@ import hashlib
 from billing.projection.records import Kind
 
 LINK = "LINK"
-PRICE = "PRICE"
+CATALOG = "CATALOG"
+PRICE_PREFIX = "PRICE#"
+PRODUCT_PREFIX = "PRODUCT#"
 SNAPSHOT = "SNAPSHOT"
 INVOICE_PREFIX = "INVOICE#"
 EVENT = "EVENT"
 CHECKOUT = "CHECKOUT"
 REFRESH = "REFRESH"
-PRODUCT = "PRODUCT"
 PRICE_RECORD_PREFIX = "PRICEID#"
 PRICE_RECORD = "PRICE"
 # Why a customer link was retired (``retired_reason``).
@@ -99,8 +100,8 @@ def customer_key(customer_id: str) -> str:
     return f"CUSTOMER#{customer_id}"
 
 
-def price_key(lookup_key: str) -> str:
-    return f"PRICE#{lookup_key}"
+def price_sort_key(lookup_key: str) -> str:
+    return f"{PRICE_PREFIX}{lookup_key}"
 
 
 def checkout_key(user_id: str) -> str:
@@ -115,8 +116,8 @@ def event_key(event_id: str) -> str:
     return f"EVENT#{event_id}"
 
 
-def product_key(product_id: str) -> str:
-    return f"PRODUCT#{product_id}"
+def product_sort_key(product_id: str) -> str:
+    return f"{PRODUCT_PREFIX}{product_id}"
 
 
 def price_record_key(price_id: str) -> str:

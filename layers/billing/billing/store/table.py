@@ -24,23 +24,23 @@ from billing.core.errors import Conflict, CustomerRetired, StorageBusy
 from billing.projection.records import Kind
 from billing.store.attributes import from_item, to_attribute
 from billing.store.keys import (
+    CATALOG,
     CHECKOUT,
     DELETED_IN_STRIPE,
     EVENT,
     INVOICE_PREFIX,
     LINK,
-    PRICE,
     PRICE_RECORD,
     PRICE_RECORD_PREFIX,
-    PRODUCT,
+    PRODUCT_PREFIX,
     REFRESH,
     SNAPSHOT,
     checkout_key,
     customer_key,
     event_key,
-    price_key,
     price_record_key,
-    product_key,
+    price_sort_key,
+    product_sort_key,
     refresh_key,
     slot_attribute,
     subscriber_sort_key,
@@ -200,7 +200,7 @@ class BillingStore:
         """The cached price for ``lookup_key``, or None when absent or expired."""
         response = self.client.get_item(
             TableName=self.table_name,
-            Key={"pk": {"S": price_key(lookup_key)}, "sk": {"S": PRICE}},
+            Key={"pk": {"S": CATALOG}, "sk": {"S": price_sort_key(lookup_key)}},
         )
         item = response.get("Item")
         if not item:
@@ -225,7 +225,7 @@ class BillingStore:
     ) -> Context:
         """The customer's linked user, and the stored product names and price fields a
         subscription copies, in one request."""
-        keys = [{"pk": {"S": product_key(p)}, "sk": {"S": PRODUCT}} for p in product_ids]
+        keys = [{"pk": {"S": CATALOG}, "sk": {"S": product_sort_key(p)}} for p in product_ids]
         keys += [{"pk": {"S": price_record_key(p)}, "sk": {"S": PRICE_RECORD}} for p in price_ids]
         if customer_id is not None:
             keys.append({"pk": {"S": customer_key(customer_id)}, "sk": {"S": LINK}})
@@ -253,7 +253,7 @@ class BillingStore:
                     str(stored["e"]),
                 )
             elif not item.get("deleted", {}).get("BOOL"):
-                product_id = pk.removeprefix("PRODUCT#")
+                product_id = item["sk"]["S"].removeprefix(PRODUCT_PREFIX)
                 context.product_names[product_id] = item["name"]["S"]
                 context.product_versions[product_id] = int(item["v"]["N"])
                 context.product_events[product_id] = item["e"]["S"]
@@ -334,7 +334,7 @@ class BillingStore:
         try:
             self.client.delete_item(
                 TableName=self.table_name,
-                Key={"pk": {"S": price_key(lookup_key)}, "sk": {"S": PRICE}},
+                Key={"pk": {"S": CATALOG}, "sk": {"S": price_sort_key(lookup_key)}},
                 ConditionExpression="price_id = :price AND (attribute_not_exists(v) OR v < :v)",
                 ExpressionAttributeValues={":price": {"S": price_id}, ":v": {"N": str(version)}},
             )
@@ -606,6 +606,27 @@ class BillingStore:
         last = response.get("LastEvaluatedKey")
         return UserItems(snapshot, link, found, last["sk"]["S"] if last else None)
 
+    def catalog_items(self) -> list[dict[str, Any]]:
+        """Every stored price (by lookup key) and product: one eventually consistent Query.
+
+        The catalog partition holds one small item per product and per price with a lookup
+        key, so it fits one Query page (1 MB) in any account we know of; a larger one is
+        read page by page rather than shown incomplete.
+        """
+        found: list[dict[str, Any]] = []
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": CATALOG}},
+        }
+        while True:
+            response = self.client.query(**params)
+            found.extend(from_item(item) for item in response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return found
+            params["ExclusiveStartKey"] = last
+
     def invoice_page(self, user_id: str, *, before: str, limit: int) -> UserItems:
         """Up to ``limit`` + 1 invoice items older than sort key ``before``: one Query."""
         response = self.client.query(
@@ -631,7 +652,7 @@ class BillingStore:
 
     def product_record(self, product_id: str) -> dict[str, Any] | None:
         """The stored product (``name``, ``v``, ``e``), read consistently, or None."""
-        return self._item(product_key(product_id), PRODUCT, consistent=True)
+        return self._item(CATALOG, product_sort_key(product_id), consistent=True)
 
     def price_record(self, price_id: str) -> dict[str, Any] | None:
         """What subscriptions copy of a price (``lookup_key``, ``nickname``, ``v``, ``e``)."""
@@ -742,8 +763,8 @@ def price_to_fields(price: CatalogPrice) -> dict[str, Any]:
 
 def _price_to_item(price: CatalogPrice) -> dict[str, AttributeValueTypeDef]:
     item: dict[str, AttributeValueTypeDef] = {
-        "pk": {"S": price_key(price.lookup_key)},
-        "sk": {"S": PRICE},
+        "pk": {"S": CATALOG},
+        "sk": {"S": price_sort_key(price.lookup_key)},
     }
     for name, value in price_to_fields(price).items():
         item[name] = to_attribute(value)
