@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import requests
 import stripe
 
 from bench.stack import TABLE, Stack
@@ -376,6 +377,16 @@ def _webhook_history(stack: Stack, user: str) -> None:
     price = _recurring_price(stack, addon.id, 500, lookup_key="bench_addon_monthly")
     client.prices.update(price.id, params={"nickname": "Add-on"})
     client.products.update(addon.id, params={"description": "Bench add-on"})
+    # Checkout: one session paid on the hosted page (checkout.session.completed), one
+    # expired by a second request for another plan (checkout.session.expired).
+    paid = stack.checkout_session(f"{user}-buyer", {"plan": "basic_monthly"})
+    pay = requests.post(
+        paid.body["url"], data={"card": "pm_card_visa"}, allow_redirects=False, timeout=10
+    )
+    if pay.status_code != 303:
+        raise ScenarioFailed(f"paying a Checkout session: {pay.status_code} {pay.text}")
+    stack.checkout_session(f"{user}-browser", {"plan": "basic_monthly"})
+    stack.checkout_session(f"{user}-browser", {"plan": "pro_monthly"})
     stack.deliver_pending()
 
 

@@ -286,3 +286,92 @@ def test_a_day_later_the_same_request_gets_a_new_session_not_the_expired_one(
     assert again.body["url"] != first.body["url"]
     statuses = sorted(s.status for s in sessions_of(shop, str(link_of("user-0001"))))
     assert statuses == ["expired", "open"]
+
+
+# --- the session's own events ------------------------------------------------------------
+
+
+def pay(shop: Account, url: str, card: str = "pm_card_visa") -> None:
+    """What the customer does on the hosted page: pick a card and press Subscribe."""
+    paid = requests.post(url, data={"card": card}, allow_redirects=False, timeout=10)
+    assert paid.status_code == 303, paid.text
+
+
+def remembered(user: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = (
+        boto3.client("dynamodb")
+        .get_item(TableName=TABLE, Key={"pk": {"S": f"CHECKOUT#{user}"}, "sk": {"S": "CHECKOUT"}})
+        .get("Item")
+    )
+    return item
+
+
+def deliver_new(shop: Account, since: int) -> list[str]:
+    """Deliver the changes from index ``since`` on; the outcome of each checkout.session.*."""
+    outcomes = []
+    for event in events_from_changes(shop.changes()[since:]):
+        result = deliver(event)
+        assert result.status == 200, result.raw
+        if event["type"].startswith("checkout.session."):
+            outcomes.append(f"{event['type']}: {result.body['outcome']}")
+    return outcomes
+
+
+def test_a_paid_session_is_forgotten_and_a_later_checkout_gets_a_new_one(shop: Account) -> None:
+    for event in events_from_changes(shop.changes()):
+        assert deliver(event).status == 200
+    start = len(shop.changes())
+    first = checkout({"plan": "pro_monthly"})
+    pay(shop, first.body["url"])
+    assert remembered("user-0001") is not None  # until the webhook says it is done
+
+    outcomes = deliver_new(shop, start)
+
+    assert outcomes == ["checkout.session.completed: applied"]
+    assert remembered("user-0001") is None
+    # The subscription ends at once (a refund, say); the user subscribes again within the
+    # hour with the very same request: a new session, not the page of the paid one.
+    (subscription,) = shop.client.v1.subscriptions.list({"customer": str(link_of("user-0001"))})
+    shop.client.v1.subscriptions.cancel(subscription.id)
+    deliver_new(shop, start)
+    again = checkout({"plan": "pro_monthly"})
+    assert again.status == 200, again.raw
+    assert again.body["url"] != first.body["url"]
+    assert requests.get(again.body["url"], timeout=10).status_code == 200  # payable
+
+
+def test_an_expired_session_is_forgotten_only_if_it_is_the_remembered_one(shop: Account) -> None:
+    start = len(shop.changes())
+    checkout({"plan": "pro_monthly"})
+    checkout({"plan": "basic_monthly"})  # expires the first, remembers the second
+    newest = remembered("user-0001")
+    assert newest is not None
+
+    outcomes = deliver_new(shop, start)
+
+    assert outcomes == ["checkout.session.expired: applied"]
+    assert remembered("user-0001") == newest  # the first one's end forgets nothing else
+    shop.client.v1.checkout.sessions.expire(newest["session_id"]["S"])
+    outcomes = deliver_new(shop, start)
+    assert outcomes[-1] == "checkout.session.expired: applied"
+    assert outcomes[0] == "checkout.session.expired: duplicate"
+    assert remembered("user-0001") is None
+
+
+def test_a_session_opened_elsewhere_changes_nothing(shop: Account) -> None:
+    customer = linked_user(shop, "user-0001")
+    checkout({"plan": "pro_monthly"})
+    mine = remembered("user-0001")
+    start = len(shop.changes())
+    elsewhere = shop.client.v1.checkout.sessions.create(  # a Payment Link's, the Dashboard's
+        {
+            "mode": "subscription",
+            "customer": customer,
+            "line_items": [{"price": shop.prices["basic_monthly"], "quantity": 1}],
+            "success_url": "https://app.example.com/done",
+        }
+    )
+    shop.client.v1.checkout.sessions.expire(elsewhere.id)
+
+    assert deliver_new(shop, start) == ["checkout.session.expired: unlinked"]
+    assert remembered("user-0001") == mine

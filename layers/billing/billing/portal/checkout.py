@@ -94,6 +94,9 @@ class CheckoutService:
                 customer_id,
                 fingerprint,
                 remembered.session_id if remembered else "",
+                # A new attempt once the user's subscriptions changed (the last session
+                # was paid, then its subscription ended) is a new request to Stripe.
+                ",".join(sorted(state.subscriptions)),
                 # Stripe replays a key for at least a day, as long as a session lives:
                 # the hour keeps a request that finds nothing remembered (its session
                 # expired and was forgotten) from getting that expired session back.

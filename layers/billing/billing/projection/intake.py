@@ -110,19 +110,24 @@ class WebhookProcessor:
         if entry is None:
             return Outcome.IGNORED
         try:
-            match entry.fold:
-                case Fold.DEFAULT_PAYMENT_METHOD:
-                    return self._make_default_payment_method(event)
-                case Fold.RETIRE_CUSTOMER:
-                    return self._retire_customer(event, change_for(event, entry))
-                case Fold.UPSERT | Fold.TOMBSTONE:
-                    return self._fold(event, entry)
+            return self._dispatch(event, entry)
         except UnreadableObject as error:
             logger.warning(
                 "Event object unreadable; acknowledged without a change",
                 extra={"event_id": event.id, "type": event.type, "reason": str(error)},
             )
             return self._record_only(event, Outcome.UNREADABLE)
+
+    def _dispatch(self, event: StripeEvent, entry: HandledType) -> Outcome:
+        match entry.fold:
+            case Fold.DEFAULT_PAYMENT_METHOD:
+                return self._make_default_payment_method(event)
+            case Fold.END_CHECKOUT:
+                return self._end_checkout(event)
+            case Fold.RETIRE_CUSTOMER:
+                return self._retire_customer(event, change_for(event, entry))
+            case Fold.UPSERT | Fold.TOMBSTONE:
+                return self._fold(event, entry)
 
     def _fold(self, event: StripeEvent, entry: HandledType) -> Outcome:
         """An upsert or tombstone. An event rendered in another API version may keep its
@@ -459,6 +464,26 @@ class WebhookProcessor:
             fetched.object,
             fetched.deleted,
         )
+
+    def _end_checkout(self, event: StripeEvent) -> Outcome:
+        """Forget the user's remembered Checkout session when this one ended. The user is
+        the one the session's metadata names (this product's sessions carry it); a session
+        opened elsewhere (a Payment Link, the Dashboard) names none and changes nothing."""
+        session = event.object
+        metadata = session.get("metadata") or {}
+        user = metadata.get(self.settings.customer_user_metadata_key)
+        session_id = session.get("id")
+        if not isinstance(user, str) or not user or not isinstance(session_id, str):
+            return self._record_only(event, Outcome.UNLINKED)
+        first = self.store.end_checkout(
+            event.id,
+            event.type,
+            user,
+            session_id,
+            retention_seconds=self.retention_seconds,
+            now=int(self.clock()),
+        )
+        return Outcome.APPLIED if first else Outcome.DUPLICATE
 
     def _make_default_payment_method(self, event: StripeEvent) -> Outcome:
         """Make the card of a succeeded SetupIntent the customer's default, and the default of

@@ -41,6 +41,14 @@ class Fold(StrEnum):
     retired history), its records leave the user's snapshot, and the user gets a
     fresh customer on the next request that needs one."""
 
+    END_CHECKOUT = "end_checkout"
+    """A Checkout session ended (paid, its delayed payment settled or failed, or expired):
+    the user's remembered open session is forgotten if it is this one, so the next ``POST
+    /checkout-sessions`` opens a new session instead of handing out a finished one. The
+    subscription it started arrives with its own ``customer.subscription.*`` and
+    ``invoice.*`` events (before ``checkout.session.completed``); nothing of the session
+    itself is kept, so nothing of it can reach a browser."""
+
     DEFAULT_PAYMENT_METHOD = "default_payment_method"
     """A SetupIntent of ``POST /setup-intents`` succeeded: its payment method becomes
     the customer's default in Stripe; the ``customer.updated`` that follows updates
@@ -103,6 +111,15 @@ REGISTRY: Mapping[str, HandledType] = MappingProxyType(
             *_entries(Kind.PRODUCT, Fold.UPSERT, "product.created", "product.updated"),
             *_entries(Kind.PRODUCT, Fold.TOMBSTONE, "product.deleted"),
             *_entries(Kind.CUSTOMER, Fold.DEFAULT_PAYMENT_METHOD, "setup_intent.succeeded"),
+            # What they update is the customer's user's open Checkout session.
+            *_entries(
+                Kind.CUSTOMER,
+                Fold.END_CHECKOUT,
+                "checkout.session.completed",
+                "checkout.session.async_payment_succeeded",
+                "checkout.session.async_payment_failed",
+                "checkout.session.expired",
+            ),
         ]
     }
 )

@@ -318,6 +318,47 @@ class BillingStore:
             return False
         return True
 
+    def end_checkout(
+        self,
+        event_id: str,
+        event_type: str,
+        user_id: str,
+        session_id: str,
+        *,
+        retention_seconds: int,
+        now: int | None = None,
+    ) -> bool:
+        """Record the event of a Checkout session that ended and forget the user's remembered
+        session if it is this one; False if the event was seen before.
+
+        One transaction when the remembered session is this one (the usual case: sessions
+        this product opened); otherwise the event is recorded alone, a second request.
+        """
+        now = int(time.time()) if now is None else now
+        record = self._event_put(event_id, event_type, now, retention_seconds)
+        forget: TransactWriteItemTypeDef = {
+            "Delete": {
+                "TableName": self.table_name,
+                "Key": {"pk": {"S": checkout_key(user_id)}, "sk": {"S": CHECKOUT}},
+                "ConditionExpression": "session_id = :session",
+                "ExpressionAttributeValues": {":session": {"S": session_id}},
+            }
+        }
+        try:
+            self.client.transact_write_items(TransactItems=[record, forget])
+        except ClientError as error:
+            if _error_code(error) != "TransactionCanceledException":
+                raise
+            codes = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+            if codes and codes[0] == "ConditionalCheckFailed":
+                return False
+            if len(codes) < 2 or codes[1] != "ConditionalCheckFailed":
+                raise  # a concurrent transaction: the sender retries
+            return self.record_event(
+                event_id, event_type, retention_seconds=retention_seconds, now=now
+            )
+        return True
+
     def event_seen(self, event_id: str, *, now: int | None = None) -> bool:
         """Whether an unexpired dedupe record of ``event_id`` exists."""
         now = int(time.time()) if now is None else now
