@@ -13,6 +13,12 @@ CATALOG: dict[str, tuple[str, int, str]] = {
     "enterprise_monthly": ("Enterprise", 9900, "month"),
     "enterprise_yearly": ("Enterprise", 99000, "year"),
 }
+# What each product says of itself on a pricing table (GET /plans shows it).
+DESCRIPTIONS = {
+    "Basic": "For one person getting started",
+    "Pro": "For growing teams: more projects, priority support",
+    "Enterprise": "For organisations: SSO, audit logs, an account manager",
+}
 DEMO_USER = "demo-user"
 DEMO_EMAIL = "demo@example.com"
 DEMO_PLAN = "pro_monthly"
@@ -36,7 +42,9 @@ def ensure_catalog(client: stripe.StripeClient) -> dict[str, str]:
         if lookup_key in prices:
             continue
         if name not in products:
-            products[name] = client.v1.products.create({"name": name}).id
+            products[name] = client.v1.products.create(
+                {"name": name, "description": DESCRIPTIONS[name]}
+            ).id
         prices[lookup_key] = client.v1.prices.create(
             {
                 "product": products[name],
