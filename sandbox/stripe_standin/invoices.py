@@ -3,16 +3,24 @@
 Stripe serves both at public, unguessable URLs (no key needed), which is why a
 billing page may link to them. Here ``/i/<token>`` is a read-only receipt (the
 business, number, dates, lines, total, paid or due) and ``/i/<token>/pdf`` the
-same as a one-page PDF. Paying an open invoice on the page is not simulated.
+same as a one-page PDF. An open invoice can be paid on the page, with the card on file
+or a test card, through ``pay_invoice`` (what ``POST /v1/invoices/<id>/pay`` does): a
+decline shows Stripe's message and leaves the invoice open.
 """
 
 from __future__ import annotations
 
+from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
-from sandbox.stripe_standin.core import Obj
+from sandbox.stripe_standin.core import Obj, StripeApiError
 from sandbox.stripe_standin.pages import escape, format_date, format_money, html_page
 from sandbox.stripe_standin.state import StripeState
+
+PAY_CARDS = (
+    ("pm_card_visa", "Visa •••• 4242 (succeeds)"),
+    ("pm_card_visa_chargeDeclined", "Visa •••• 0002 (declined)"),
+)
 
 
 class HostedInvoicePages:
@@ -23,7 +31,19 @@ class HostedInvoicePages:
 
     def __call__(self, request: Request) -> Response:
         token, _, kind = request.path.removeprefix("/i/").partition("/")
-        receipt = self._receipt(token) if request.method == "GET" and kind in ("", "pdf") else None
+        paying = request.method == "POST" and kind == ""
+        readable = request.method == "GET" and kind in ("", "pdf")
+        receipt = self._receipt(token) if paying or readable else None
+        if receipt is not None and paying:
+            card = request.form.get("card") or None
+            try:
+                self.state.pay_invoice(
+                    receipt.invoice["id"], {"payment_method": card} if card else {}
+                )
+            except StripeApiError as error:
+                body = receipt.html(error=error.message)
+                return html_page(receipt.heading, self.state.business_name, body, status=402)
+            return redirect(request.path, code=303)
         if receipt is None:
             return html_page(
                 "Not found", self.state.business_name, "<h1>Invoice not found</h1>", status=404
@@ -95,17 +115,35 @@ class Receipt:
     def rows_as_text(self) -> list[str]:
         return [f"{label}: {value}" for label, value in self.summary()]
 
-    def html(self) -> str:
+    def html(self, *, error: str | None = None) -> str:
         rows = "".join(
             f"<tr><th>{escape(label)}</th><td>{escape(value)}</td></tr>"
             for label, value in self.summary()
         )
         state = "paid" if self.paid else "due"
+        alert = f"<p class='alert error' role='alert'>{escape(error)}</p>" if error else ""
         return (
-            f'<h1 data-testid="invoice-number">{escape(self.heading)}</h1>'
+            f'<h1 data-testid="invoice-number">{escape(self.heading)}</h1>{alert}'
             f'<section data-testid="invoice" data-state="{state}"><div class="scroll"><table>'
-            f"<tbody>{rows}</tbody></table></div>"
+            f"<tbody>{rows}</tbody></table></div>{self._pay_form()}"
             f'<p><a href="{escape(self.invoice["invoice_pdf"])}">Download PDF</a></p></section>'
+        )
+
+    def _pay_form(self) -> str:
+        if self.invoice["status"] != "open":
+            return ""
+        choices = (
+            "<label><input type='radio' name='card' value='' checked> The card on file</label>"
+        )
+        choices += "".join(
+            f"<label><input type='radio' name='card' value='{token}'> {escape(label)}</label>"
+            for token, label in PAY_CARDS
+        )
+        amount = format_money(self.invoice["amount_remaining"], self.invoice["currency"])
+        return (
+            f"<form method='post'><fieldset><legend>Pay with</legend>{choices}</fieldset>"
+            f"<div class='actions'><button type='submit' data-testid='invoice-pay'>"
+            f"Pay {escape(amount)}</button></div></form>"
         )
 
 

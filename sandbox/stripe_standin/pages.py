@@ -39,6 +39,8 @@ input[type=number]{font:inherit;width:6rem;padding:.25rem}
 .scroll{overflow-x:auto}
 table{width:100%;border-collapse:collapse}
 th,td{padding:.35rem;text-align:left;border-bottom:1px solid #e3e8ee;white-space:nowrap}
+[data-testid=invoice] th{white-space:normal;width:55%}
+[data-testid=invoice] td{text-align:right;overflow-wrap:break-word;white-space:normal}
 ul.plain{list-style:none;padding:0;margin:0}
 .muted{color:#697386;font-size:.9rem}
 """

@@ -42,7 +42,7 @@ bodies):
 The session URLs that ``billing_portal.sessions.create`` hands out
 (``/p/session/<token>``) are served by the hosted-portal simulator
 (``portal.py``); invoices' ``hosted_invoice_url`` and ``invoice_pdf``
-(``/i/<token>``) by ``invoices.py``.
+(``/i/<token>``, where an open invoice can be paid) by ``invoices.py``.
 
 ``StripeStandIn`` offers the same controls as methods for in-process tests.
 """
@@ -120,6 +120,7 @@ _API = Map(
         Rule("/v1/promotion_codes", methods=["GET"], endpoint="list_promotion_codes"),
         Rule("/v1/coupons/<id>", methods=["GET"], endpoint="retrieve:coupon"),
         Rule("/v1/invoices/<id>", methods=["GET"], endpoint="retrieve:invoice"),
+        Rule("/v1/invoices/<id>/pay", methods=["POST"], endpoint="pay_invoice"),
         Rule(
             "/v1/billing_portal/configurations", methods=["POST"], endpoint="create_configuration"
         ),

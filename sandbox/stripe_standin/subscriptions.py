@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 from sandbox.stripe_standin.core import (
     Obj,
@@ -23,6 +24,10 @@ from sandbox.stripe_standin.shapes import example, shaped
 
 class Subscriptions(StandinCore):
     """One resource of the stand-in account (``state.StripeState``)."""
+
+    if TYPE_CHECKING:  # defined by another resource of the same account (state.py)
+
+        def _attach(self, token_or_id: str, customer_id: str) -> Obj: ...
 
     def _subscriptions_of(self, customer_id: str) -> list[Obj]:
         return [
@@ -303,6 +308,76 @@ class Subscriptions(StandinCore):
             self._record("invoice.payment_succeeded", invoice)
         else:
             self._record("invoice.payment_failed", invoice)
+
+    def pay_invoice(self, invoice_id: str, params: Params) -> Obj:
+        """``POST /v1/invoices/<id>/pay``: charge an open invoice now, as Stripe's API and
+        its hosted invoice page do.
+
+        The card is ``payment_method`` if given (attached to the customer first, as a
+        token or one of its own), else the subscription's or the customer's default. Only
+        an open invoice can be paid. A decline answers 402 ``card_declined``, counts the
+        attempt and records ``invoice.payment_failed``; the invoice stays open. Paid, it
+        records ``invoice.paid`` and ``invoice.payment_succeeded``, and a past-due, unpaid
+        or incomplete subscription whose latest invoice it is becomes active again
+        (``customer.subscription.updated``).
+        """
+        with self.lock:
+            invoice = self.get(invoice_id, "invoice", param="id", status=404)
+            with self._clock_of(invoice["customer"]):
+                return self._pay_invoice(invoice, params)
+
+    def _pay_invoice(self, invoice: Obj, params: Params) -> Obj:
+        if invoice["status"] == "paid":
+            raise StripeApiError("Invoice is already paid", code="invoice_already_paid")
+        if invoice["status"] != "open":
+            raise StripeApiError(
+                f"You can only pay an open invoice; this one is {invoice['status']}.",
+                code="invoice_not_open",
+            )
+        subscription_id = (invoice["parent"].get("subscription_details") or {}).get("subscription")
+        subscription = self.objects.get(subscription_id or "")
+        if params.get("payment_method"):
+            card = self._attach(str(params["payment_method"]), invoice["customer"])
+            method: str | None = card["id"]
+        elif subscription is not None:
+            method = self._payment_method_for(subscription)
+        else:
+            default = self.objects[invoice["customer"]]["invoice_settings"]
+            method = default["default_payment_method"]
+        if method is None:
+            raise StripeApiError(
+                "This customer has no attached payment source or default payment method.",
+                code="invoice_no_payment_method",
+            )
+        now = self.now()
+        before = copy.deepcopy(invoice)
+        invoice.update(attempt_count=invoice["attempt_count"] + 1, attempted=True)
+        if method in self.declining_cards:
+            invoice["next_payment_attempt"] = now + 3 * 86_400
+            self._record("invoice.payment_failed", invoice, diff(before, invoice))
+            raise StripeApiError(
+                "Your card was declined.", status=402, type_="card_error", code="card_declined"
+            )
+        invoice.update(
+            status="paid",
+            amount_paid=invoice["amount_due"],
+            amount_remaining=0,
+            auto_advance=False,
+            next_payment_attempt=None,
+        )
+        invoice["status_transitions"]["paid_at"] = now
+        changed = diff(before, invoice)
+        self._record("invoice.paid", invoice, changed)
+        self._record("invoice.payment_succeeded", invoice, changed)
+        if (
+            subscription is not None
+            and subscription["latest_invoice"] == invoice["id"]
+            and subscription["status"] in ("past_due", "unpaid", "incomplete")
+        ):
+            was = copy.deepcopy(subscription)
+            subscription["status"] = "active"
+            self._record("customer.subscription.updated", subscription, diff(was, subscription))
+        return invoice
 
     def update_subscription(self, sub_id: str, params: Params) -> Obj:
         with self.lock:

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+import stripe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from tests.e2e.conftest import ROOT, LocalStack, subscriber
+from tests.e2e.conftest import ROOT, LocalStack, eventually, subscriber
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -137,6 +139,55 @@ def test_cancel_then_resume_from_the_banner(page: Page, local_stack: LocalStack)
     expect(page.get_by_test_id("plan-status")).to_have_text("active")
 
 
+def test_a_failed_renewal_shows_a_banner_until_the_card_is_fixed_and_the_invoice_paid(
+    page: Page, local_stack: LocalStack
+) -> None:
+    customer = subscriber(local_stack, "browser-past-due")
+    client = stripe.StripeClient("sk_test_standin", base_addresses={"api": local_stack.stripe_url})
+    failing = client.v1.payment_methods.attach("pm_card_chargeCustomerFail", {"customer": customer})
+    client.v1.customers.update(
+        customer, {"invoice_settings": {"default_payment_method": failing.id}}
+    )
+    renewed = requests.post(  # a month later the renewal is declined
+        f"{local_stack.stripe_url}/_standin/customers/{customer}/advance_clock",
+        json={"seconds": 32 * 86_400},
+        timeout=10,
+    )
+    assert renewed.status_code == 200, renewed.text
+    token = local_stack.token("browser-past-due")
+    assert (
+        eventually(local_stack, token, lambda b: b["status"] == "past_due")["status"] == "past_due"
+    )
+    sign_in(page, local_stack, "browser-past-due")
+    date = r"[A-Z][a-z]+ \d{1,2}, \d{4}"
+    expect(page.get_by_test_id("notice-text")).to_have_text(
+        re.compile(rf"^Your last payment failed — update your card by {date} to keep your plan\.$")
+    )
+    expect(page.get_by_test_id("access")).to_have_text(
+        re.compile(rf"^Access: grace period until {date} \(past due\)$")
+    )
+    expect(page.get_by_test_id("notice-pay")).to_have_text("Pay $29.00 now")
+
+    # Fix: a new card through the portal's payment-method flow...
+    page.get_by_test_id("notice-fix").click()
+    page.locator("#card-pm_card_mastercard").check()
+    page.get_by_test_id("save-payment-method").click()
+    expect(page.get_by_test_id("card")).to_contain_text("•••• 4444")
+    expect(page.get_by_test_id("notice")).to_be_visible()  # the invoice is still open
+    # ...then the open invoice paid on Stripe's invoice page, in the tab the link opens.
+    with page.context.expect_page() as opened:
+        page.get_by_test_id("notice-pay").click()
+    invoice = opened.value
+    invoice.get_by_test_id("invoice-pay").click()
+    expect(invoice.get_by_test_id("invoice")).to_have_attribute("data-state", "paid")
+    invoice.close()
+    page.bring_to_front()
+
+    expect(page.get_by_test_id("notice")).to_be_hidden()
+    expect(page.get_by_test_id("plan-status")).to_have_text("active")
+    expect(page.get_by_test_id("access")).to_have_text("Access: granted")
+
+
 def test_change_plan_and_see_the_new_plan(page: Page, local_stack: LocalStack) -> None:
     subscriber(local_stack, "browser-plan")
     sign_in(page, local_stack, "browser-plan")
@@ -202,6 +253,31 @@ def test_the_page_is_tidy_and_keyboard_friendly(
         # The page names its icon, so no browser asks for a /favicon.ico that is not there.
         expect(page.locator("link[rel=icon]")).to_have_count(1)
         assert missing == []
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / f"{request.node.name}.png", full_page=True)
+        context.close()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_hosted_invoice_page_shows_every_line_whole(
+    browser: Browser, local_stack: LocalStack, width: int, request: pytest.FixtureRequest
+) -> None:
+    token = local_stack.token(local_stack.info["demo_user"])
+    invoice = local_stack.get("/billing", token).json()["invoices"]["data"][0]
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    try:
+        page.goto(invoice["hosted_invoice_url"])
+        expect(page.get_by_test_id("invoice")).to_contain_text("Amount paid")
+        # Nothing hidden behind a scroll bar or cut at the card's edge, on a phone too.
+        overflow = page.evaluate(
+            """() => [...document.querySelectorAll('.scroll, th, td')]
+                .filter((e) => e.scrollWidth > e.clientWidth + 1)
+                .map((e) => e.textContent)"""
+        )
+        assert overflow == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
     finally:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / f"{request.node.name}.png", full_page=True)

@@ -6,6 +6,7 @@ import re
 
 import pytest
 import requests
+import stripe
 
 from sandbox.stripe_standin.server import StripeStandIn
 from tests.support.stripe_seed import Account, seed_account
@@ -80,3 +81,66 @@ def test_the_pdf_is_a_one_page_pdf_naming_the_invoice(seeded: Account) -> None:
 def test_an_unknown_invoice_token_is_not_found(seeded: Account) -> None:
     assert requests.get(f"{seeded.standin.url}/i/nope", timeout=5).status_code == 404
     assert requests.get(f"{seeded.standin.url}/i/nope/pdf", timeout=5).status_code == 404
+
+
+def past_due(seeded: Account) -> tuple[str, str]:
+    """A basic_monthly subscriber whose first renewal was declined: (customer, open invoice)."""
+    customer = subscriber(seeded, "basic_monthly", card="pm_card_chargeCustomerFail")
+    seeded.standin.advance_clock(customer, seconds=31 * 86_400)
+    invoices = seeded.client.v1.invoices.list(params={"customer": customer}).data
+    [renewal] = [i for i in invoices if i.status == "open"]
+    return customer, renewal.id
+
+
+def events_since(seeded: Account, start: int) -> list[str]:
+    return [c["type"] for c in seeded.changes()[start:]]
+
+
+def test_paying_an_open_invoice_makes_a_past_due_subscription_active(seeded: Account) -> None:
+    customer, invoice_id = past_due(seeded)
+    [subscription] = seeded.client.v1.subscriptions.list(params={"customer": customer}).data
+    assert subscription.status == "past_due"
+    start = len(seeded.changes())
+
+    paid = seeded.client.v1.invoices.pay(invoice_id, params={"payment_method": "pm_card_visa"})
+
+    assert (paid.status, paid.amount_paid, paid.amount_remaining) == ("paid", 1800, 0)
+    assert paid.status_transitions.paid_at is not None
+    assert seeded.client.v1.subscriptions.retrieve(subscription.id).status == "active"
+    assert events_since(seeded, start) == [
+        "payment_method.attached",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "customer.subscription.updated",
+    ]
+    with pytest.raises(stripe.InvalidRequestError, match="already paid"):
+        seeded.client.v1.invoices.pay(invoice_id)
+
+
+def test_a_declined_payment_leaves_the_invoice_open(seeded: Account) -> None:
+    _, invoice_id = past_due(seeded)
+    start = len(seeded.changes())
+
+    with pytest.raises(stripe.CardError) as declined:
+        seeded.client.v1.invoices.pay(invoice_id)  # the card on file still declines
+
+    assert declined.value.code == "card_declined"
+    invoice = seeded.client.v1.invoices.retrieve(invoice_id)
+    assert (invoice.status, invoice.attempt_count) == ("open", 2)
+    assert events_since(seeded, start) == ["invoice.payment_failed"]
+
+
+def test_the_hosted_page_pays_an_open_invoice_with_a_card(seeded: Account) -> None:
+    _, invoice_id = past_due(seeded)
+    url = str(seeded.client.v1.invoices.retrieve(invoice_id).hosted_invoice_url)
+    assert "Pay $18.00" in requests.get(url, timeout=5).text
+
+    declined = requests.post(url, data={"card": "pm_card_visa_chargeDeclined"}, timeout=5)
+    assert declined.status_code == 402
+    assert "Your card was declined." in declined.text
+
+    paid = requests.post(url, data={"card": "pm_card_visa"}, timeout=5)  # follows the 303
+
+    assert paid.status_code == 200
+    assert 'data-state="paid"' in paid.text
+    assert "Pay $" not in paid.text

@@ -12,9 +12,11 @@ per user (``CHECKOUT#<user>``, until it expires). The same request again gets th
 same session back (no Stripe call); a different one (another plan, quantity,
 return page) expires the remembered session before creating its own, so only the
 newest can be paid. Two identical requests at the same moment send Stripe the same
-idempotency key (within the same hour) and get one session; two different ones
-race for the remembered slot with a conditional write, and the loser expires the
-session it made and answers ``409 checkout_in_progress``.
+idempotency key (within the same hour, while the user's subscriptions are unchanged) and
+get one session; two different ones race for the remembered slot with a conditional
+write, and the loser expires the session it made and answers ``409
+checkout_in_progress``. When a session ends (paid, failed, expired), its
+``checkout.session.*`` webhook forgets it (``billing.projection.registry.Fold.END_CHECKOUT``).
 """
 
 from __future__ import annotations
