@@ -29,9 +29,9 @@ def openapi_document() -> str:
                 title=TITLE,
                 version=VERSION,
                 description="Billing portal sessions, the billing snapshot and the Stripe "
-                "webhook. Every route except `POST /webhooks/stripe` needs "
+                "webhook. Every route except `POST /webhooks/stripe` and `GET /plans` needs "
                 "`Authorization: Bearer <JWT>` from the configured issuer; the webhook is "
-                "authenticated by Stripe's signature.",
+                "authenticated by Stripe's signature, and the plan list is public.",
                 security_schemes={"jwt": HTTPBearer(bearerFormat="JWT")},
                 security=[{"jwt": []}],
             )
@@ -43,8 +43,9 @@ def openapi_document() -> str:
         schema["paths"].update(other["paths"])
         schemas = other.get("components", {}).get("schemas", {})
         schema.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
-    # Stripe cannot send a JWT: the webhook route has no authorizer.
+    # Stripe cannot send a JWT, and a pricing table is shown to visitors: no authorizer.
     schema["paths"]["/webhooks/stripe"]["post"]["security"] = []
+    schema["paths"]["/plans"]["get"]["security"] = []
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 

@@ -51,6 +51,7 @@ from tools.openapi import OPENAPI_FILE, openapi_document
 OPERATIONS = [
     ("GET", "/billing"),
     ("GET", "/billing/invoices"),
+    ("GET", "/plans"),
     ("POST", "/billing/refresh"),
     ("POST", "/portal-sessions"),
     ("POST", "/checkout-sessions"),
@@ -135,7 +136,8 @@ def test_generated_requests_get_documented_answers_and_never_a_5xx(
     assert statuses, "no request was sent"
     if path != "/webhooks/stripe":
         assert any(200 <= status < 300 for status in statuses), statuses
-    assert any(400 <= status < 500 for status in statuses), statuses
+    if path != "/plans":  # it takes no input: nothing to refuse
+        assert any(400 <= status < 500 for status in statuses), statuses
 
 
 # --- the webhook route ------------------------------------------------------------------------
