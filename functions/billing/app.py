@@ -68,7 +68,7 @@ def get_billing() -> Response[Any]:
 )
 def get_plans() -> Response[Any]:
     settings = get_snapshot_settings()
-    catalog = store_for_table(settings.table_name).catalog_items()
+    catalog = store_for_table(settings.table_name).catalog()
     offered = offered_plans(
         catalog, settings.plan_lookup_keys, trial_days=settings.checkout_trial_days
     )

@@ -17,12 +17,10 @@ Rules (also in docs/api.md):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from decimal import Decimal
-from typing import Any
 
-from billing.store.keys import PRICE_PREFIX, PRODUCT_PREFIX
+from billing.store.writes import StoredCatalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,34 +47,27 @@ class Offered:
 
 
 def offered_plans(
-    catalog: Iterable[Mapping[str, Any]], lookup_keys: Sequence[str], *, trial_days: int
+    catalog: StoredCatalog, lookup_keys: Sequence[str], *, trial_days: int
 ) -> Offered:
-    """The plans of ``lookup_keys`` that the stored catalog items can show."""
-    prices: dict[str, Mapping[str, Any]] = {}
-    products: dict[str, Mapping[str, Any]] = {}
-    for item in catalog:
-        sort_key = str(item.get("sk", ""))
-        if sort_key.startswith(PRICE_PREFIX):
-            prices[sort_key.removeprefix(PRICE_PREFIX)] = item
-        elif sort_key.startswith(PRODUCT_PREFIX):
-            products[sort_key.removeprefix(PRODUCT_PREFIX)] = item
+    """The plans of ``lookup_keys`` that the stored catalog can show."""
     offers: list[PlanOffer] = []
     missing: list[str] = []
     for key in dict.fromkeys(lookup_keys):
-        price = prices.get(key)
-        product = products.get(str(price.get("product_id"))) if price else None
-        if price is None or product is None or not _sellable(price) or not _sellable(product):
+        price = catalog.prices.get(key)
+        product = catalog.products.get(price.product_id) if price else None
+        # An archived or deleted price or product is stored inactive.
+        if price is None or product is None or not price.active or not product.active:
             missing.append(key)
             continue
         offers.append(
             PlanOffer(
                 plan=key,
-                name=str(product.get("name") or key),
-                description=_text(product.get("description")),
-                amount=_number(price.get("unit_amount")),
-                currency=str(price.get("currency") or ""),
-                interval=_text(price.get("interval")),
-                interval_count=_number(price.get("interval_count")),
+                name=product.name or key,
+                description=product.description,
+                amount=price.unit_amount,
+                currency=price.currency,
+                interval=price.interval,
+                interval_count=price.interval_count,
                 trial_days=trial_days or None,
             )
         )
@@ -86,18 +77,3 @@ def offered_plans(
 def plans_json(plans: PlanList) -> str:
     """The response body: compact UTF-8 JSON (its hash is the ETag)."""
     return json.dumps(asdict(plans), separators=(",", ":"), ensure_ascii=False)
-
-
-def _sellable(item: Mapping[str, Any]) -> bool:
-    return item.get("active") is not False and not item.get("deleted")
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _number(value: object) -> int | None:
-    # Stored numbers come back as Decimal; catalog amounts and counts are whole.
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        return None
-    return int(value)

@@ -10,7 +10,7 @@ commit in one transaction with its dedupe record.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any, cast
@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from billing.aws.session import aws_session
 from billing.core.domain import CatalogPrice
 from billing.core.errors import Conflict, CustomerRetired, StorageBusy
-from billing.projection.records import Kind
+from billing.projection.records import Kind, ProductRecord
 from billing.store.attributes import from_item, to_attribute
 from billing.store.keys import (
     CATALOG,
@@ -30,6 +30,7 @@ from billing.store.keys import (
     EVENT,
     INVOICE_PREFIX,
     LINK,
+    PRICE_PREFIX,
     PRICE_RECORD,
     PRICE_RECORD_PREFIX,
     PRODUCT_PREFIX,
@@ -57,6 +58,7 @@ from billing.store.writes import (
     LinkWrite,
     RetireWrite,
     Slot,
+    StoredCatalog,
     StoredPrice,
     SubscriberEntry,
     UserItems,
@@ -169,12 +171,7 @@ class BillingStore:
             self.table_name, user_id, customer_id, reason=reason, now=int(time.time())
         )
         for step in (customer_side, user_side):
-            update = cast("Any", step["Update"])
-            try:
-                self.client.update_item(**update)
-            except ClientError as error:
-                if _error_code(error) != "ConditionalCheckFailedException":
-                    raise
+            _conditional(self.client.update_item, **cast("Any", step["Update"]))
 
     def skip_generation(self, user_id: str, generation: int) -> None:
         """Move an unlinked user's generation past ``generation`` (no-op if it moved)."""
@@ -182,17 +179,14 @@ class BillingStore:
         values: dict[str, AttributeValueTypeDef] = {":next": {"N": str(generation + 1)}}
         if generation:
             values[":g"] = {"N": str(generation)}
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": user_key(user_id)}, "sk": {"S": LINK}},
-                UpdateExpression="SET generation = :next",
-                ConditionExpression=f"attribute_not_exists(customer_id) AND {expected}",
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _error_code(error) != "ConditionalCheckFailedException":
-                raise
+        _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key={"pk": {"S": user_key(user_id)}, "sk": {"S": LINK}},
+            UpdateExpression="SET generation = :next",
+            ConditionExpression=f"attribute_not_exists(customer_id) AND {expected}",
+            ExpressionAttributeValues=values,
+        )
 
     # --- catalog ----------------------------------------------------------------------------
 
@@ -310,13 +304,7 @@ class BillingStore:
         """Record an event that changes nothing (stale, or for no user); False if seen before."""
         now = int(time.time()) if now is None else now
         put = self._event_put(event_id, event_type, now, retention_seconds)["Put"]
-        try:
-            self.client.put_item(**put)
-        except ClientError as error:
-            if _error_code(error) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return _conditional(self.client.put_item, **put)
 
     def end_checkout(
         self,
@@ -372,16 +360,13 @@ class BillingStore:
     def release_lookup_key(self, lookup_key: str, price_id: str, version: int) -> None:
         """Drop the catalog entry of ``lookup_key`` if it still names ``price_id`` at an older
         version (the key moved to another price or was removed)."""
-        try:
-            self.client.delete_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": CATALOG}, "sk": {"S": price_sort_key(lookup_key)}},
-                ConditionExpression="price_id = :price AND (attribute_not_exists(v) OR v < :v)",
-                ExpressionAttributeValues={":price": {"S": price_id}, ":v": {"N": str(version)}},
-            )
-        except ClientError as error:
-            if _error_code(error) != "ConditionalCheckFailedException":
-                raise
+        _conditional(
+            self.client.delete_item,
+            TableName=self.table_name,
+            Key={"pk": {"S": CATALOG}, "sk": {"S": price_sort_key(lookup_key)}},
+            ConditionExpression="price_id = :price AND (attribute_not_exists(v) OR v < :v)",
+            ExpressionAttributeValues={":price": {"S": price_id}, ":v": {"N": str(version)}},
+        )
 
     def _event_put(
         self, event_id: str, event_type: str, now: int, retention_seconds: int
@@ -583,18 +568,13 @@ class BillingStore:
         else:
             condition = "session_id = :old OR session_id = :new"
             values = {":old": {"S": replacing}, ":new": {"S": opened.session_id}}
-        try:
-            self.client.put_item(
-                TableName=self.table_name,
-                Item=item,
-                ConditionExpression=condition,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _error_code(error) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return _conditional(
+            self.client.put_item,
+            TableName=self.table_name,
+            Item=item,
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
 
     def claim_refresh(self, user_id: str, *, now: int, interval: int) -> int:
         """Claim the user's refresh slot: 0 if claimed, else the seconds until it is free."""
@@ -647,14 +627,14 @@ class BillingStore:
         last = response.get("LastEvaluatedKey")
         return UserItems(snapshot, link, found, last["sk"]["S"] if last else None)
 
-    def catalog_items(self) -> list[dict[str, Any]]:
+    def catalog(self) -> StoredCatalog:
         """Every stored price (by lookup key) and product: one eventually consistent Query.
 
         The catalog partition holds one small item per product and per price with a lookup
         key, so it fits one Query page (1 MB) in any account we know of; a larger one is
         read page by page rather than shown incomplete.
         """
-        found: list[dict[str, Any]] = []
+        catalog = StoredCatalog({}, {})
         params: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk",
@@ -662,10 +642,16 @@ class BillingStore:
         }
         while True:
             response = self.client.query(**params)
-            found.extend(from_item(item) for item in response.get("Items", []))
+            for item in response.get("Items", []):
+                sort_key = item["sk"]["S"]
+                if sort_key.startswith(PRICE_PREFIX):
+                    catalog.prices[sort_key.removeprefix(PRICE_PREFIX)] = _price_from_item(item)
+                elif sort_key.startswith(PRODUCT_PREFIX):
+                    product = ProductRecord.from_stored(from_item(item))
+                    catalog.products[sort_key.removeprefix(PRODUCT_PREFIX)] = product
             last = response.get("LastEvaluatedKey")
             if not last:
-                return found
+                return catalog
             params["ExclusiveStartKey"] = last
 
     def invoice_page(self, user_id: str, *, before: str, limit: int) -> UserItems:
@@ -764,20 +750,15 @@ class BillingStore:
             for name, value in fields.items():
                 values[f":{name}"] = to_attribute(value)
                 sets.append(f"{item}.{name} = :{name}")
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"pk": {"S": user_key(user_id)}, "sk": {"S": SNAPSHOT}},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=" AND ".join(f"({c})" for c in conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as error:
-            if _error_code(error) != "ConditionalCheckFailedException":
-                raise
-            return False
-        return True
+        return _conditional(
+            self.client.update_item,
+            TableName=self.table_name,
+            Key={"pk": {"S": user_key(user_id)}, "sk": {"S": SNAPSHOT}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=" AND ".join(f"({c})" for c in conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
 
 @cache
@@ -858,6 +839,18 @@ def _stored_version(slot: Slot, item: Mapping[str, Any]) -> tuple[int, str]:
     if slot.attribute is not None:
         stored = stored.get(slot.attribute) or {}
     return int(stored.get("v", 0)), str(stored.get("e", ""))
+
+
+def _conditional(write: Callable[..., object], **request: Any) -> bool:
+    """One conditional write: True if it applied, False if its condition refused it (an
+    answer, not a fault: a newer state, a slot already taken, a step already done)."""
+    try:
+        write(**request)
+    except ClientError as error:
+        if _error_code(error) != "ConditionalCheckFailedException":
+            raise
+        return False
+    return True
 
 
 def _error_code(error: ClientError) -> str | None:

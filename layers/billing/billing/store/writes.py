@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
+    from billing.core.domain import CatalogPrice
+    from billing.projection.records import ProductRecord
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -131,6 +134,14 @@ class Context:
     product_versions: dict[str, int] = field(default_factory=dict)
     product_events: dict[str, str] = field(default_factory=dict)  # the event each was from
     prices: dict[str, StoredPrice] = field(default_factory=dict)  # by price id
+
+
+@dataclass(frozen=True)
+class StoredCatalog:
+    """The catalog partition as read: prices by lookup key, products by id."""
+
+    prices: dict[str, CatalogPrice]
+    products: dict[str, ProductRecord]
 
 
 @dataclass(frozen=True)
