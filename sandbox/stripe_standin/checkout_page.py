@@ -2,10 +2,12 @@
 
 What a customer sees on Stripe's page, reduced to what tests and the demo need: the
 plan, its price and trial, a choice of test cards (one that succeeds, one that is
-declined at payment), Pay, and the way back. Paying goes through
-``complete_checkout_session``; success redirects to the session's ``success_url``,
-a decline shows Stripe's message and leaves the session open, and "Back" goes to
-``cancel_url``. An expired or completed session shows that it is.
+declined at payment, one that needs 3-D Secure), Pay, and the way back. Paying goes
+through ``complete_checkout_session``; success redirects to the session's
+``success_url``, a decline shows Stripe's message and leaves the session open, a card
+that needs 3-D Secure shows Stripe's test challenge (Complete or Fail, through
+``authenticate_checkout_session``), and "Back" goes to ``cancel_url``. An expired or
+completed session shows that it is.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ CARDS = (
     ("pm_card_visa", "Visa •••• 4242 (succeeds)"),
     ("pm_card_mastercard", "Mastercard •••• 4444 (succeeds)"),
     ("pm_card_visa_chargeDeclined", "Visa •••• 0002 (declined)"),
+    ("pm_card_threeDSecure2Required", "Visa •••• 3220 (needs 3-D Secure)"),
 )
 
 
@@ -31,7 +34,7 @@ class HostedCheckoutPage:
         self.state = state
 
     def __call__(self, request: Request) -> Response:
-        session_id = request.path.removeprefix("/c/pay/").strip("/")
+        session_id, _, step = request.path.removeprefix("/c/pay/").strip("/").partition("/")
         with self.state.lock:
             self.state.expire_due_checkout_sessions()
             session = self.state.objects.get(session_id)
@@ -42,13 +45,35 @@ class HostedCheckoutPage:
             word = "completed" if session["status"] == "complete" else "expired"
             return self._page("Checkout", f"<h1>This checkout session has {word}</h1>", 410)
         if request.method == "POST":
-            card = request.form.get("card") or None
             try:
-                self.state.complete_checkout_session(session_id, card)
+                if step == "authenticate":
+                    passed = request.form.get("outcome") == "complete"
+                    self.state.authenticate_checkout_session(session_id, succeeded=passed)
+                else:
+                    self.state.complete_checkout_session(
+                        session_id, request.form.get("card") or None
+                    )
             except StripeApiError as error:
                 return self._form(session, error=error.message, status=402)
+        if self.state.checkout_awaits_authentication(session_id):
+            return self._challenge(session)
+        if request.method == "POST":
             return redirect(str(session["success_url"]), code=303)
         return self._form(session)
+
+    def _challenge(self, session: Obj) -> Response:
+        """Stripe's test-mode 3-D Secure page: the customer completes or fails it."""
+        action = f"/c/pay/{escape(session['id'])}/authenticate"
+        body = (
+            "<h1 data-testid='challenge'>3D Secure 2 Test Page</h1>"
+            "<section><p>Your bank asks you to confirm this payment.</p>"
+            f"<form method='post' action='{action}'><div class='actions'>"
+            "<button type='submit' name='outcome' value='complete' "
+            "data-testid='authenticate-complete'>Complete</button>"
+            "<button type='submit' name='outcome' value='fail' class='secondary' "
+            "data-testid='authenticate-fail'>Fail</button></div></form></section>"
+        )
+        return self._page("Authenticate", body, 200)
 
     def _form(self, session: Obj, *, error: str | None = None, status: int = 200) -> Response:
         plan = self.state.checkout_plans[session["id"]]

@@ -14,22 +14,27 @@ Stripe's order: ``payment_method.attached``, ``customer.subscription.created``, 
 first invoice's ``invoice.*`` events, then ``checkout.session.completed``. A card
 that declines changes nothing and the session stays open, as on Stripe's page; a
 trial that needs no card (``payment_method_collection: if_required``) completes
-without one. Cards needing 3-D Secure are not simulated.
+without one. A card that needs 3-D Secure (``pm_card_threeDSecure2Required``) puts a
+challenge between the two halves, as Stripe's page does: see
+``complete_checkout_session`` and ``authenticate_checkout_session``.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING
 
 import stripe
 
 from sandbox.stripe_standin.core import (
+    AUTHENTICATION_CARDS,
     TEST_CARDS,
     Obj,
     Params,
     StandinCore,
     StripeApiError,
     as_int,
+    diff,
     missing_param,
     random_id,
 )
@@ -58,16 +63,30 @@ class CheckoutSessions(StandinCore):
 
         def create_subscription(self, params: Params) -> Obj: ...
 
-    def complete_checkout_session(self, session_id: str, card: str | None) -> Obj:
-        """Pay an open session with a test card (None: no card, for a trial without one)."""
+        def _update_subscription(self, sub: Obj, params: Params) -> Obj: ...
+
+        def _pay_invoice(
+            self, invoice: Obj, params: Params, *, authenticated: bool = False
+        ) -> Obj: ...
+
+    def complete_checkout_session(
+        self, session_id: str, card: str | None, *, authenticated: bool = False
+    ) -> Obj:
+        """Pay an open session with a test card (None: no card, for a trial without one).
+
+        A card that needs 3-D Secure stops half way, as on Stripe's page: with a first
+        payment, the subscription is created ``incomplete`` with its invoice open
+        (``invoice.payment_action_required``); the session stays open and
+        ``awaiting_authentication`` is true until ``authenticate_checkout_session`` says
+        how the customer's challenge went. ``authenticated``: the challenge was passed."""
         with self.lock:
-            session = self._current_session(session_id, param="session")
+            session = self._open_session(session_id)
             with self._clock_of(session["customer"]):
-                if session["status"] != "open":
-                    raise StripeApiError(
-                        f"This Checkout Session is {session['status']}.", param="session"
-                    )
                 plan = self.checkout_plans[session_id]
+                if plan.get("authenticating"):
+                    raise StripeApiError(
+                        "The customer has not finished authenticating.", param="payment_method"
+                    )
                 data = plan["subscription_data"]
                 trial_days = data.get("trial_period_days")
                 card_optional = bool(trial_days) and (
@@ -75,8 +94,10 @@ class CheckoutSessions(StandinCore):
                 )
                 if card is None and not card_optional:
                     raise StripeApiError("Choose a card.", param="payment_method")
+                needs_authentication = card in AUTHENTICATION_CARDS and not authenticated
                 if card is not None:
                     _, _, attachable, chargeable = TEST_CARDS.get(card, ("", "", True, True))
+                    chargeable = chargeable or card in AUTHENTICATION_CARDS
                     if not attachable or (not chargeable and not trial_days):
                         raise StripeApiError(
                             "Your card was declined.",
@@ -90,30 +111,98 @@ class CheckoutSessions(StandinCore):
                         "The stand-in completes sessions of an existing customer only.",
                         param="customer",
                     )
+                if trial_days and needs_authentication:
+                    # Nothing to charge: the card is set up once the customer authenticates.
+                    plan["authenticating"] = {"card": card}
+                    return session
                 method = self._attach(card, customer_id)["id"] if card is not None else None
-                params: Params = {
-                    "customer": customer_id,
-                    "items": [
-                        {"price": item["price"]["id"], "quantity": item["quantity"]}
-                        for item in plan["line_items"]
-                    ],
-                    "metadata": data.get("metadata") or {},
-                }
-                if method is not None:
-                    params["default_payment_method"] = method
-                if trial_days:
-                    params["trial_period_days"] = trial_days
-                subscription = self.create_subscription(params)
-                session.update(
-                    status="complete",
-                    payment_status="no_payment_required" if trial_days else "paid",
-                    customer=customer_id,
-                    subscription=subscription["id"],
-                    invoice=subscription["latest_invoice"],
-                    url=None,
-                )
-                self._record("checkout.session.completed", session)
-                return session
+                pending = self.objects.get(plan.get("subscription") or "")
+                if pending is not None:
+                    subscription = self._retry_first_payment(pending, method)
+                else:
+                    subscription = self.create_subscription(
+                        self._subscription_params(plan, customer_id, method)
+                    )
+                if subscription["status"] == "incomplete":
+                    plan["subscription"] = subscription["id"]
+                    plan["authenticating"] = {"card": card}
+                    return session
+                return self._complete(session, subscription)
+
+    def authenticate_checkout_session(self, session_id: str, *, succeeded: bool) -> Obj:
+        """The customer's answer to the 3-D Secure challenge of a session being paid.
+
+        Passed: the first invoice is paid (``invoice.paid``, the subscription ``active``)
+        and the session completes. Failed: ``invoice.payment_failed``, a 402
+        ``payment_intent_authentication_failure``; the session stays open for another card,
+        and the incomplete subscription waits for it (it expires with the session)."""
+        with self.lock:
+            session = self._open_session(session_id)
+            with self._clock_of(session["customer"]):
+                plan = self.checkout_plans[session_id]
+                attempt = plan.pop("authenticating", None)
+                if attempt is None:
+                    raise StripeApiError(
+                        "This Checkout Session is not waiting for authentication.",
+                        param="session",
+                    )
+                pending = self.objects.get(plan.get("subscription") or "")
+                if pending is None:  # a trial: nothing was charged or created yet
+                    if not succeeded:
+                        raise _authentication_failure()
+                    return self.complete_checkout_session(
+                        session_id, attempt["card"], authenticated=True
+                    )
+                invoice = self.objects[pending["latest_invoice"]]
+                if not succeeded:  # the same attempt as the one that asked for the challenge
+                    self._record("invoice.payment_failed", invoice)
+                    raise _authentication_failure()
+                self._pay_invoice(invoice, {}, authenticated=True)
+                return self._complete(session, pending)
+
+    def checkout_awaits_authentication(self, session_id: str) -> bool:
+        """Whether the session's page should show the 3-D Secure challenge."""
+        with self.lock:
+            return bool(self.checkout_plans.get(session_id, {}).get("authenticating"))
+
+    def _subscription_params(self, plan: Obj, customer_id: str, method: str | None) -> Params:
+        data = plan["subscription_data"]
+        params: Params = {
+            "customer": customer_id,
+            "items": [
+                {"price": item["price"]["id"], "quantity": item["quantity"]}
+                for item in plan["line_items"]
+            ],
+            "metadata": data.get("metadata") or {},
+        }
+        if method is not None:
+            params["default_payment_method"] = method
+        if data.get("trial_period_days"):
+            params["trial_period_days"] = data["trial_period_days"]
+        return params
+
+    def _retry_first_payment(self, subscription: Obj, method: str | None) -> Obj:
+        """Another card for the incomplete subscription a failed challenge left: it becomes
+        the subscription's card and pays the open first invoice (a card that needs 3-D
+        Secure asks again)."""
+        self._update_subscription(subscription, {"default_payment_method": method})
+        invoice = self.objects[subscription["latest_invoice"]]
+        if method in self.authentication_cards:
+            self._record("invoice.payment_action_required", invoice)
+            return subscription
+        self._pay_invoice(invoice, {})
+        return subscription
+
+    def _complete(self, session: Obj, subscription: Obj) -> Obj:
+        session.update(
+            status="complete",
+            payment_status="no_payment_required" if subscription["trial_end"] else "paid",
+            subscription=subscription["id"],
+            invoice=subscription["latest_invoice"],
+            url=None,
+        )
+        self._record("checkout.session.completed", session)
+        return session
 
     def create_checkout_session(self, params: Params) -> Obj:
         with self.lock, self._clock_of(params.get("customer")):
@@ -257,12 +346,34 @@ class CheckoutSessions(StandinCore):
                 self._expire(session)
             return len(due)
 
+    def _open_session(self, session_id: str) -> Obj:
+        session = self._current_session(session_id, param="session")
+        if session["status"] != "open":
+            raise StripeApiError(f"This Checkout Session is {session['status']}.", param="session")
+        return session
+
     def _current_session(self, session_id: str, *, param: str) -> Obj:
         """The session as it is now: expired first if its time has come."""
         self.expire_due_checkout_sessions()
         return self.get(session_id, "checkout.session", param=param, status=404)
 
     def _expire(self, session: Obj) -> None:
+        """Close the session; an incomplete subscription a failed challenge left behind
+        ends with it (``incomplete_expired``, its first invoice voided), as Stripe's do."""
+        plan = self.checkout_plans.get(session["id"], {})
+        plan.pop("authenticating", None)
+        pending = self.objects.get(plan.get("subscription") or "")
+        if pending is not None and pending["status"] == "incomplete":
+            now = self.now()
+            invoice = self.objects[pending["latest_invoice"]]
+            before = copy.deepcopy(invoice)
+            invoice["status"] = "void"
+            invoice["status_transitions"]["voided_at"] = now
+            invoice.update(amount_remaining=0, auto_advance=False, next_payment_attempt=None)
+            self._record("invoice.voided", invoice, diff(before, invoice))
+            before = copy.deepcopy(pending)
+            pending.update(status="incomplete_expired", ended_at=now, canceled_at=now)
+            self._record("customer.subscription.updated", pending, diff(before, pending))
         session.update(status="expired", url=None)
         self._record("checkout.session.expired", session)
 
@@ -352,6 +463,16 @@ class CheckoutSessions(StandinCore):
                 param="expires_at",
             )
         return expires_at
+
+
+def _authentication_failure() -> StripeApiError:
+    return StripeApiError(
+        "We are unable to authenticate your payment method. Please choose a different "
+        "payment method and try again.",
+        status=402,
+        type_="card_error",
+        code="payment_intent_authentication_failure",
+    )
 
 
 def _flag(value: object) -> bool | None:

@@ -39,7 +39,11 @@ TEST_CARDS: dict[str, tuple[str, str, bool, bool]] = {
     "pm_card_amex": ("amex", "8431", True, True),
     "pm_card_chargeCustomerFail": ("visa", "0341", True, False),
     "pm_card_visa_chargeDeclined": ("visa", "0002", False, False),
+    # Stripe's 4000 0000 0000 3220: every payment needs 3-D Secure. On a page the
+    # customer authenticates; off session (a renewal) nobody can, so the charge fails.
+    "pm_card_threeDSecure2Required": ("visa", "3220", True, False),
 }
+AUTHENTICATION_CARDS = frozenset({"pm_card_threeDSecure2Required"})
 SUBSCRIPTION_UPDATE_FIELDS = stripe_values(
     portal_params.ConfigurationCreateParamsFeaturesSubscriptionUpdate, "default_allowed_updates"
 )
@@ -247,6 +251,8 @@ class StandinCore:
             self.sessions: dict[str, Obj] = {}
             self.clock_offsets: dict[str, int] = {}  # customer id -> seconds ahead
             self.declining_cards: set[str] = set()
+            # Payment methods whose payments need 3-D Secure (a subset of declining_cards).
+            self.authentication_cards: set[str] = set()
             self.config_products: dict[str, list[Obj]] = {}
             # Checkout session id -> what completing it creates (line items, subscription_data).
             self.checkout_plans: dict[str, Obj] = {}

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from sandbox.stripe_standin.core import (
+    AUTHENTICATION_CARDS,
     TEST_CARDS,
     Obj,
     Params,
@@ -77,6 +78,8 @@ class PaymentMethods(StandinCore):
             self._store(pm)
             if not chargeable:
                 self.declining_cards.add(pm["id"])
+            if token_or_id in AUTHENTICATION_CARDS:
+                self.authentication_cards.add(pm["id"])
         else:
             pm = self.get(token_or_id, "payment_method", param="payment_method", status=404)
             if pm["customer"] not in (None, customer_id):

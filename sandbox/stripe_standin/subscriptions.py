@@ -301,13 +301,24 @@ class Subscriptions(StandinCore):
         return self._store(invoice)
 
     def _record_invoice_lifecycle(self, invoice: Obj) -> None:
+        """The events of a new invoice: paid, failed, or waiting for 3-D Secure
+        (``invoice.payment_action_required``: the card needs the customer, who can
+        authenticate on a page such as Checkout's or the hosted invoice page)."""
         self._record("invoice.created", invoice)
         self._record("invoice.finalized", invoice)
         if invoice["status"] == "paid":
             self._record("invoice.paid", invoice)
             self._record("invoice.payment_succeeded", invoice)
+        elif self._invoice_method(invoice) in self.authentication_cards:
+            self._record("invoice.payment_action_required", invoice)
         else:
             self._record("invoice.payment_failed", invoice)
+
+    def _invoice_method(self, invoice: Obj) -> str | None:
+        """The payment method a subscription invoice is charged to."""
+        details = invoice["parent"].get("subscription_details") or {}
+        subscription = self.objects.get(details.get("subscription") or "")
+        return self._payment_method_for(subscription) if subscription is not None else None
 
     def pay_invoice(self, invoice_id: str, params: Params) -> Obj:
         """``POST /v1/invoices/<id>/pay``: charge an open invoice now, as Stripe's API and
@@ -326,7 +337,9 @@ class Subscriptions(StandinCore):
             with self._clock_of(invoice["customer"]):
                 return self._pay_invoice(invoice, params)
 
-    def _pay_invoice(self, invoice: Obj, params: Params) -> Obj:
+    def _pay_invoice(self, invoice: Obj, params: Params, *, authenticated: bool = False) -> Obj:
+        """Charge ``invoice`` (see ``pay_invoice``); ``authenticated``: the customer has just
+        passed 3-D Secure on a page, so a card that needs it is charged."""
         if invoice["status"] == "paid":
             raise StripeApiError("Invoice is already paid", code="invoice_already_paid")
         if invoice["status"] != "open":
@@ -352,7 +365,15 @@ class Subscriptions(StandinCore):
         now = self.now()
         before = copy.deepcopy(invoice)
         invoice.update(attempt_count=invoice["attempt_count"] + 1, attempted=True)
-        if method in self.declining_cards:
+        if method in self.authentication_cards and not authenticated:
+            self._record("invoice.payment_action_required", invoice, diff(before, invoice))
+            raise StripeApiError(
+                "This payment requires additional user action before it can be completed "
+                "successfully.",
+                status=402,
+                code="invoice_payment_intent_requires_action",
+            )
+        if method in self.declining_cards and method not in self.authentication_cards:
             invoice["next_payment_attempt"] = now + 3 * 86_400
             self._record("invoice.payment_failed", invoice, diff(before, invoice))
             raise StripeApiError(

@@ -62,3 +62,59 @@ def test_a_declined_card_leaves_the_user_free_and_the_page_open(local_stack: Loc
         None,
         "denied",
     )
+
+
+def test_a_card_needing_3d_secure_is_incomplete_until_the_customer_authenticates(
+    local_stack: LocalStack,
+) -> None:
+    token = local_stack.token("checkout-3ds")
+    url = open_checkout(local_stack, token, "pro_monthly")
+
+    challenge = requests.post(url, data={"card": "pm_card_threeDSecure2Required"}, timeout=10)
+
+    assert challenge.status_code == 200
+    assert "3D Secure" in challenge.text
+    waiting = eventually(local_stack, token, lambda b: b["status"] == "incomplete")
+    # The first payment is pending: no access by default (IncompleteGrantsAccess=false);
+    # only news from Stripe changes a denial, so until is null.
+    assert waiting["status"] == "incomplete"
+    assert waiting["access"] == {"state": "denied", "until": None, "reason": "incomplete"}
+    # Back on the page with the same request: the same session, still waiting for the bank.
+    again = local_stack.post(
+        "/checkout-sessions",
+        token,
+        {"plan": "pro_monthly", "return_url": f"{local_stack.api_url}/"},
+    )
+    assert again.json()["url"] == url
+
+    passed = requests.post(
+        f"{url}/authenticate", data={"outcome": "complete"}, allow_redirects=False, timeout=10
+    )
+
+    assert passed.status_code == 303
+    billing = eventually(local_stack, token, lambda b: b["status"] == "active")
+    assert billing["access"] == {"state": "granted", "until": None, "reason": "active"}
+    assert billing["payment_method"]["last4"] == "3220"
+
+
+def test_a_failed_challenge_then_expiry_leaves_the_user_free(local_stack: LocalStack) -> None:
+    token = local_stack.token("checkout-3ds-failed")
+    url = open_checkout(local_stack, token, "basic_monthly")
+    requests.post(url, data={"card": "pm_card_threeDSecure2Required"}, timeout=10)
+
+    failed = requests.post(f"{url}/authenticate", data={"outcome": "fail"}, timeout=10)
+    assert failed.status_code == 402
+    # Another plan instead: the product expires the old session, and Stripe ends the
+    # incomplete subscription with it, so nothing of the abandoned attempt stays payable.
+    other = local_stack.post(
+        "/checkout-sessions",
+        token,
+        {"plan": "pro_monthly", "return_url": f"{local_stack.api_url}/"},
+    )
+    assert other.status_code == 200
+    assert other.json()["url"] != url
+
+    billing = eventually(local_stack, token, lambda b: b["status"] != "incomplete")
+    assert (billing["status"], billing["plan"]) == ("none", None)
+    assert billing["access"] == {"state": "denied", "until": None, "reason": "none"}
+    assert requests.get(url, timeout=10).status_code == 410

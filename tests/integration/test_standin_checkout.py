@@ -131,3 +131,124 @@ def test_a_session_expires_at_its_time_and_its_page_says_so(shop: Account) -> No
     assert "expired" in page.text
     assert shop.client.v1.checkout.sessions.retrieve(session.id).status == "expired"
     assert state.changes[-1]["type"] == "checkout.session.expired"
+
+
+THREE_D_SECURE = "pm_card_threeDSecure2Required"
+
+
+def authenticate(session: Any, outcome: str) -> requests.Response:
+    """The customer's answer on Stripe's test 3-D Secure page."""
+    return requests.post(
+        f"{session.url}/authenticate", data={"outcome": outcome}, allow_redirects=False, timeout=5
+    )
+
+
+def test_a_card_needing_3d_secure_leaves_an_incomplete_subscription_until_authenticated(
+    shop: Account,
+) -> None:
+    session = create(shop)
+    state = shop.standin.state
+    state.changes.clear()
+
+    challenged = requests.post(session.url, data={"card": THREE_D_SECURE}, timeout=5)
+
+    assert challenged.status_code == 200
+    assert "data-testid='challenge'" in challenged.text
+    assert "data-testid='challenge'" in requests.get(session.url, timeout=5).text  # on reload
+    assert shop.client.v1.checkout.sessions.retrieve(session.id).status == "open"
+    (waiting,) = shop.client.v1.subscriptions.list({"status": "incomplete"}).data
+    assert [c["type"] for c in state.changes] == [
+        "payment_method.attached",
+        "customer.subscription.created",
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.payment_action_required",
+    ]
+    state.changes.clear()
+
+    passed = authenticate(session, "complete")
+
+    assert passed.status_code == 303
+    assert passed.headers["location"] == "https://app.example.com/?checkout=success"
+    done = shop.client.v1.checkout.sessions.retrieve(session.id)
+    assert (done.status, done.payment_status, done.subscription) == ("complete", "paid", waiting.id)
+    assert shop.client.v1.subscriptions.retrieve(waiting.id).status == "active"
+    assert [c["type"] for c in state.changes] == [
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "customer.subscription.updated",
+        "checkout.session.completed",
+    ]
+
+
+def test_a_failed_challenge_keeps_the_session_open_for_another_card(shop: Account) -> None:
+    session = create(shop)
+    requests.post(session.url, data={"card": THREE_D_SECURE}, timeout=5)
+
+    failed = authenticate(session, "fail")
+
+    assert failed.status_code == 402
+    assert "unable to authenticate your payment method" in failed.text
+    assert shop.client.v1.checkout.sessions.retrieve(session.id).status == "open"
+    (waiting,) = shop.client.v1.subscriptions.list({"status": "incomplete"}).data
+    invoice = shop.client.v1.invoices.retrieve(str(waiting.latest_invoice))
+    assert (invoice.status, invoice.attempt_count) == ("open", 1)
+    assert shop.standin.state.changes[-1]["type"] == "invoice.payment_failed"
+    assert authenticate(session, "complete").status_code == 402  # the challenge is over
+
+    paid = requests.post(
+        session.url, data={"card": "pm_card_visa"}, allow_redirects=False, timeout=5
+    )
+
+    assert paid.status_code == 303
+    done = shop.client.v1.checkout.sessions.retrieve(session.id)
+    assert (done.status, done.subscription) == ("complete", waiting.id)  # the same subscription
+    active = shop.client.v1.subscriptions.retrieve(waiting.id)
+    assert active.status == "active"
+    method = shop.client.v1.payment_methods.retrieve(str(active.default_payment_method))
+    assert method.card is not None
+    assert method.card.last4 == "4242"
+
+
+def test_an_expiring_session_takes_its_incomplete_subscription_with_it(shop: Account) -> None:
+    session = create(shop)
+    requests.post(session.url, data={"card": THREE_D_SECURE}, timeout=5)
+    authenticate(session, "fail")
+    (waiting,) = shop.client.v1.subscriptions.list({"status": "incomplete"}).data
+    shop.standin.state.changes.clear()
+
+    shop.client.v1.checkout.sessions.expire(session.id)
+
+    ended = shop.client.v1.subscriptions.retrieve(waiting.id)
+    assert (ended.status, ended.ended_at is not None) == ("incomplete_expired", True)
+    voided = shop.client.v1.invoices.retrieve(str(ended.latest_invoice))
+    assert voided.status == "void"
+    assert [c["type"] for c in shop.standin.state.changes] == [
+        "invoice.voided",
+        "customer.subscription.updated",
+        "checkout.session.expired",
+    ]
+
+
+def test_a_trial_with_a_3d_secure_card_is_set_up_after_the_challenge(shop: Account) -> None:
+    session = create(shop, subscription_data={"trial_period_days": 14})
+    shop.standin.state.changes.clear()
+
+    requests.post(session.url, data={"card": THREE_D_SECURE}, timeout=5)
+
+    assert shop.standin.state.changes == []  # nothing to charge, nothing made yet
+    assert authenticate(session, "complete").status_code == 303
+    done = shop.client.v1.checkout.sessions.retrieve(session.id)
+    assert (done.status, done.payment_status) == ("complete", "no_payment_required")
+    assert shop.client.v1.subscriptions.retrieve(str(done.subscription)).status == "trialing"
+
+
+def test_the_api_cannot_pay_an_invoice_that_needs_3d_secure(shop: Account) -> None:
+    session = create(shop)
+    requests.post(session.url, data={"card": THREE_D_SECURE}, timeout=5)
+    (waiting,) = shop.client.v1.subscriptions.list({"status": "incomplete"}).data
+
+    with pytest.raises(stripe.CardError) as refused:
+        shop.client.v1.invoices.pay(str(waiting.latest_invoice))
+
+    assert refused.value.code == "invoice_payment_intent_requires_action"

@@ -92,6 +92,7 @@ REGISTRY: Mapping[str, HandledType] = MappingProxyType(
                 "invoice.finalized",
                 "invoice.marked_uncollectible",
                 "invoice.paid",
+                "invoice.payment_action_required",
                 "invoice.payment_failed",
                 "invoice.payment_succeeded",
                 "invoice.updated",
