@@ -120,9 +120,10 @@ endif
 
 # The whole product offline: moto, the Stripe stand-in, the functions behind a
 # local API gateway on :$(PORT) and the demo page. Ctrl-C stops all of it.
+# PARAMETER_OVERRIDES="CheckoutTrialDays=14 ..." sets template parameters, as for sam deploy.
 PORT ?= 3000
 dev: sandbox-venv
-	python -m sandbox.dev --port $(PORT)
+	python -m sandbox.dev --port $(PORT) --parameter-overrides "$(PARAMETER_OVERRIDES)"
 
 # Both measure what `sam build` produced (cold starts, layer size), so they build first.
 bench: build

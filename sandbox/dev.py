@@ -20,6 +20,13 @@ Started in this order, each on loopback:
 
 Ctrl-C stops all of it.
 
+The template's parameters take the values a first deploy would, except what
+``PARAMETER_OVERRIDES`` (or ``--parameter-overrides``) sets, written as for
+``sam deploy``: ``make dev PARAMETER_OVERRIDES="CheckoutTrialDays=14"`` sells a trial.
+Time travel (the stand-in's per-customer clocks) moves the time the functions answer
+that customer's user by (:mod:`billing.read.clock`), so a trial or grace period ends
+in the snapshot when it ends in Stripe.
+
 With ``STRIPE_API_KEY`` (a test-mode key) and ``STRIPE_WEBHOOK_SECRET`` (from
 ``stripe listen --print-secret``) in the environment, the same stack talks to
 that Stripe account instead of the stand-in (:class:`ExternalStripe`): the
@@ -60,6 +67,7 @@ from werkzeug.serving import make_server
 from billing.aws.settings import get_backfill_settings
 from billing.projection.registry import HANDLED_EVENT_TYPES
 from billing.projection.signature import parse_secrets
+from billing.read.clock import follow as follow_clock
 from billing.stripe_api.client import STRIPE_API_VERSION
 from functions.backfill.app import run_backfill
 from sandbox.cloudformation import (
@@ -184,8 +192,10 @@ def local_deployment(
     stripe_port: int = 12111,
     external: ExternalStripe | None = None,
     ready_on_start: bool = True,
+    parameter_overrides: Mapping[str, str] | None = None,
 ) -> Iterator[LocalDeployment]:
-    """Start everything; stop it all when the block ends."""
+    """Start everything; stop it all when the block ends. ``parameter_overrides``: template
+    parameters, as ``sam deploy --parameter-overrides`` takes them."""
     ensure_free(host, port, "local API gateway")
     if external is None:
         ensure_free(host, stripe_port, "Stripe stand-in")
@@ -196,8 +206,7 @@ def local_deployment(
 
         standin: StripeStandIn | None = None
         if external is None:
-            standin = StripeStandIn(host, stripe_port, DEFAULT_API_KEY).start()
-            running.callback(standin.stop)
+            standin = _start_standin(host, stripe_port, running)
             api_key, api_base = standin.api_key, standin.url
         else:
             api_key, api_base = external.api_key, external.api_base
@@ -214,6 +223,7 @@ def local_deployment(
             "DefaultReturnUrl": f"{gateway_url}/",
             "PlanLookupKeys": ",".join(CATALOG),
             "PortalHeadline": "Acme Cloud: manage your plan",
+            **(parameter_overrides or {}),
         }
         stack = LocalStack(sam_translate(load_template()), STACK_NAME, parameters=dict(parameters))
         _create_aws_resources(stack, api_key)
@@ -392,6 +402,47 @@ def _start_catalog_fanout(stack: LocalStack) -> SqsEventSource:
     return source
 
 
+def _start_standin(host: str, port: int, running: ExitStack) -> StripeStandIn:
+    standin = StripeStandIn(host, port, DEFAULT_API_KEY).start()
+    running.callback(standin.stop)
+    # Time travel moves a customer's Stripe time; the answers to that customer's user
+    # follow it (billing.read.clock), as if the functions lived in that time too.
+    follow_clock(_stripe_time_of(standin))
+    running.callback(follow_clock, None)
+    return standin
+
+
+def _stripe_time_of(standin: StripeStandIn) -> Callable[[str | None], float]:
+    state = standin.state
+
+    def stripe_time(customer_id: str | None) -> float:
+        if customer_id is None or customer_id not in state.objects:
+            return time.time()
+        return float(state.customer_now(customer_id))
+
+    return stripe_time
+
+
+def parse_parameter_overrides(text: str) -> dict[str, str]:
+    """``Key=Value Key2=Value2``, as ``sam deploy --parameter-overrides`` takes them,
+    checked against the template's parameters."""
+    known = set(load_template().get("Parameters", {}))
+    overrides: dict[str, str] = {}
+    for pair in text.split():
+        key, equals, value = pair.partition("=")
+        if not equals or key not in known:
+            raise UnknownParameter(
+                f"{pair!r} is not Key=Value with a parameter of template.yaml "
+                f"(known: {', '.join(sorted(known))})"
+            )
+        overrides[key] = value
+    return overrides
+
+
+class UnknownParameter(ValueError):
+    pass
+
+
 def _functions_environment(stack: LocalStack) -> dict[str, str]:
     """The union of every function's environment (they share this process)."""
     environment: dict[str, str] = {}
@@ -450,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stripe-port", type=int, default=int(os.environ.get("STRIPE_PORT", "12111"))
     )
+    parser.add_argument(
+        "--parameter-overrides",
+        default=os.environ.get("PARAMETER_OVERRIDES", ""),
+        help="template parameters, as sam deploy takes them: 'CheckoutTrialDays=14 ...'",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     # Request lines of moto's and the stand-in's servers would drown the banner.
@@ -463,13 +519,14 @@ def main(argv: list[str] | None = None) -> int:
             stripe_port=args.stripe_port,
             external=external,
             ready_on_start=False,
+            parameter_overrides=parse_parameter_overrides(args.parameter_overrides),
         ) as deployment:
             ctrl_c.running = True
             print(_banner(deployment, time.monotonic() - started), flush=True)
             deployment.mark_ready()
             ctrl_c.wait()
             print("\nStopping…", flush=True)
-    except (PortTaken, PortInUse, NotTestMode, CustomResourceFailed) as error:
+    except (PortTaken, PortInUse, NotTestMode, CustomResourceFailed, UnknownParameter) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C while starting: what had started is stopped

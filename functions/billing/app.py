@@ -9,7 +9,6 @@ no input to validate; the views are dataclasses). Tests assert both. Older invoi
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -20,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from billing.api.http import cacheable, error_doc, install_error_handlers, unauthorized_doc
 from billing.api.identity import user_from_claims
 from billing.aws.library_logs import cap_library_loggers
+from billing.read.clock import decision_time
 from billing.read.plans import PlanList, offered_plans, plans_json
 from billing.read.settings import get_snapshot_settings
 from billing.read.snapshot import BillingSnapshot, compose_for, to_json
@@ -50,7 +50,7 @@ def get_billing() -> Response[Any]:
     items = store_for_table(settings.table_name).user_items(
         user.id, invoices=settings.invoice_page_size
     )
-    snapshot = compose_for(items, settings, now=time.time())
+    snapshot = compose_for(items, settings, now=decision_time(items))
     return cacheable(to_json(snapshot), app.current_event.headers.get("if-none-match"))
 
 

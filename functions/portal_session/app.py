@@ -33,6 +33,7 @@ from billing.portal.sessions import (
 )
 from billing.projection.intake import WebhookProcessor
 from billing.projection.refresh import REFRESH_INTERVAL_SECONDS, CustomerRefresh
+from billing.read.clock import decision_time
 from billing.read.settings import get_snapshot_settings
 from billing.read.snapshot import BillingSnapshot, compose_for, to_json
 from billing.store.table import store_for_table
@@ -139,7 +140,7 @@ def post_billing_refresh() -> Response[Any]:
         )
         CustomerRefresh(processor, client).run(customer, now=now)
     items = store.user_items(user.id, invoices=settings.invoice_page_size)
-    snapshot = compose_for(items, settings, now=time.time())
+    snapshot = compose_for(items, settings, now=decision_time(items))
     return cacheable(to_json(snapshot), None)
 
 
