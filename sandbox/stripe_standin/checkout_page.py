@@ -2,7 +2,8 @@
 
 What a customer sees on Stripe's page, reduced to what tests and the demo need: the
 plan, its price and trial, a choice of test cards (one that succeeds, one that is
-declined at payment, one that needs 3-D Secure), Pay, and the way back. Paying goes
+declined at payment, one that needs 3-D Secure), a promotion code field when the session
+allows them, Pay, and the way back. Paying goes
 through ``complete_checkout_session``; success redirects to the session's
 ``success_url``, a decline shows Stripe's message and leaves the session open, a card
 that needs 3-D Secure shows Stripe's test challenge (Complete or Fail, through
@@ -51,10 +52,12 @@ class HostedCheckoutPage:
                     self.state.authenticate_checkout_session(session_id, succeeded=passed)
                 else:
                     self.state.complete_checkout_session(
-                        session_id, request.form.get("card") or None
+                        session_id,
+                        request.form.get("card") or None,
+                        promotion_code=request.form.get("promotion_code") or None,
                     )
             except StripeApiError as error:
-                return self._form(session, error=error.message, status=402)
+                return self._form(session, error=error.message, status=error.status)
         if self.state.checkout_awaits_authentication(session_id):
             return self._challenge(session)
         if request.method == "POST":
@@ -102,11 +105,18 @@ class HostedCheckoutPage:
                 "<label><input type='radio' name='card' value='' checked> No card now</label>"
             )
         alert = f"<p class='alert error' role='alert'>{escape(error)}</p>" if error else ""
+        promotion = (
+            "<label for='promotion_code'>Promotion code</label>"
+            "<input type='text' id='promotion_code' name='promotion_code' autocomplete='off' "
+            "data-testid='checkout-promotion-code'>"
+            if session["allow_promotion_codes"]
+            else ""
+        )
         back = session.get("cancel_url")
         body = (
             f"<h1>Subscribe to {escape(self.state.business_name)}</h1>{alert}{trial_note}"
             f"<section><ul class='plain'>{''.join(rows)}</ul></section>"
-            f"<form method='post'><fieldset><legend>Card</legend>{choices}</fieldset>"
+            f"<form method='post'><fieldset><legend>Card</legend>{choices}</fieldset>{promotion}"
             "<div class='actions'><button type='submit' data-testid='checkout-pay'>"
             f"{'Start trial' if trial else 'Subscribe'}</button>"
             + (

@@ -63,6 +63,8 @@ class CheckoutSessions(StandinCore):
 
         def create_subscription(self, params: Params) -> Obj: ...
 
+        def redeemable_promotion_code(self, code: str, currency: str) -> Obj: ...
+
         def _update_subscription(self, sub: Obj, params: Params) -> Obj: ...
 
         def _pay_invoice(
@@ -70,9 +72,16 @@ class CheckoutSessions(StandinCore):
         ) -> Obj: ...
 
     def complete_checkout_session(
-        self, session_id: str, card: str | None, *, authenticated: bool = False
+        self,
+        session_id: str,
+        card: str | None,
+        *,
+        promotion_code: str | None = None,
+        authenticated: bool = False,
     ) -> Obj:
-        """Pay an open session with a test card (None: no card, for a trial without one).
+        """Pay an open session with a test card (None: no card, for a trial without one),
+        and the promotion code the customer typed if the session allows them (an unknown,
+        inactive or unusable code: 400 "This code is invalid.", nothing changes).
 
         A card that needs 3-D Secure stops half way, as on Stripe's page: with a first
         payment, the subscription is created ``incomplete`` with its invoice open
@@ -87,6 +96,8 @@ class CheckoutSessions(StandinCore):
                     raise StripeApiError(
                         "The customer has not finished authenticating.", param="payment_method"
                     )
+                if not authenticated:  # the code as the form has it now (none: removed)
+                    plan["promotion_code"] = self._typed_promotion(session, promotion_code)
                 data = plan["subscription_data"]
                 trial_days = data.get("trial_period_days")
                 card_optional = bool(trial_days) and (
@@ -165,6 +176,15 @@ class CheckoutSessions(StandinCore):
         with self.lock:
             return bool(self.checkout_plans.get(session_id, {}).get("authenticating"))
 
+    def _typed_promotion(self, session: Obj, code: str | None) -> str | None:
+        if not code:
+            return None
+        if not session["allow_promotion_codes"]:
+            raise StripeApiError(
+                "This session does not take promotion codes.", param="promotion_code"
+            )
+        return str(self.redeemable_promotion_code(code, session["currency"])["id"])
+
     def _subscription_params(self, plan: Obj, customer_id: str, method: str | None) -> Params:
         data = plan["subscription_data"]
         params: Params = {
@@ -179,6 +199,8 @@ class CheckoutSessions(StandinCore):
             params["default_payment_method"] = method
         if data.get("trial_period_days"):
             params["trial_period_days"] = data["trial_period_days"]
+        if plan.get("promotion_code"):
+            params["discounts"] = [{"promotion_code": plan["promotion_code"]}]
         return params
 
     def _retry_first_payment(self, subscription: Obj, method: str | None) -> Obj:
@@ -194,6 +216,17 @@ class CheckoutSessions(StandinCore):
         return subscription
 
     def _complete(self, session: Obj, subscription: Obj) -> Obj:
+        promotion = self.checkout_plans[session["id"]].get("promotion_code")
+        if promotion:
+            invoice = self.objects[subscription["latest_invoice"]]
+            off = sum(d["amount"] for d in invoice["total_discount_amounts"])
+            session["discounts"] = [{"coupon": None, "promotion_code": promotion}]
+            session["total_details"] = {
+                "amount_discount": off,
+                "amount_shipping": 0,
+                "amount_tax": 0,
+            }
+            session["amount_total"] = session["amount_subtotal"] - off
         session.update(
             status="complete",
             payment_status="no_payment_required" if subscription["trial_end"] else "paid",
@@ -252,6 +285,7 @@ class CheckoutSessions(StandinCore):
                 currency=line_items[0]["currency"],
                 amount_subtotal=sum(i["amount"] for i in line_items),
                 amount_total=sum(i["amount"] for i in line_items),
+                total_details={"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
                 allow_promotion_codes=_flag(params.get("allow_promotion_codes")),
                 automatic_tax={
                     "enabled": _flag((params.get("automatic_tax") or {}).get("enabled")) is True,

@@ -253,6 +253,7 @@ class StandinCore:
             self.declining_cards: set[str] = set()
             # Payment methods whose payments need 3-D Secure (a subset of declining_cards).
             self.authentication_cards: set[str] = set()
+            self.spent_discounts: set[str] = set()  # ``once`` discounts an invoice has used
             self.config_products: dict[str, list[Obj]] = {}
             # Checkout session id -> what completing it creates (line items, subscription_data).
             self.checkout_plans: dict[str, Obj] = {}

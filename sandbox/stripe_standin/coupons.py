@@ -7,6 +7,7 @@ from sandbox.stripe_standin.core import (
     Params,
     StandinCore,
     StripeApiError,
+    add_interval,
     as_bool,
     as_int,
     merge_metadata,
@@ -118,3 +119,87 @@ class Coupons(StandinCore):
                 {"coupon": spec.get("coupon"), "promotion_code": spec.get("promotion_code")}
             )
         return discounts
+
+    def redeemable_promotion_code(self, code: str, currency: str) -> Obj:
+        """The active promotion code a customer typed (codes are case-insensitive to
+        customers, as on Stripe's pages), whose coupon can discount ``currency``."""
+        with self.lock:
+            found = [
+                o
+                for o in self.objects.values()
+                if o.get("object") == "promotion_code"
+                and o["active"]
+                and o["code"].upper() == code.strip().upper()
+            ]
+            coupon = self.objects.get(found[0]["promotion"]["coupon"]) if found else None
+            if (
+                coupon is None
+                or not coupon["valid"]
+                or (coupon["amount_off"] is not None and coupon["currency"] != currency)
+            ):
+                raise StripeApiError("This code is invalid.", param="promotion_code")
+            return found[0]
+
+    def _new_discounts(
+        self, specs: list[Params], customer_id: str, subscription_id: str
+    ) -> list[str]:
+        """``discounts`` of a new subscription: a Discount object for each coupon or
+        promotion code (redeemed once more), as Stripe makes them; their ids."""
+        ids = []
+        for n, spec in enumerate(specs):
+            promotion_id = spec.get("promotion_code")
+            if promotion_id:
+                promo = self.get(promotion_id, "promotion_code", param=f"discounts[{n}]")
+                coupon = self.objects[promo["promotion"]["coupon"]]
+                promo["times_redeemed"] += 1
+            elif spec.get("coupon"):
+                coupon = self.get(spec["coupon"], "coupon", param=f"discounts[{n}][coupon]")
+            else:
+                raise missing_param(f"discounts[{n}][coupon]")
+            coupon["times_redeemed"] += 1
+            start = self.now()
+            months = coupon["duration_in_months"] if coupon["duration"] == "repeating" else None
+            discount = shaped(
+                "discount",
+                id=random_id("di_"),
+                customer=customer_id,
+                subscription=subscription_id,
+                promotion_code=promotion_id or None,
+                source={"coupon": coupon["id"], "type": "coupon"},
+                start=start,
+                end=add_interval(start, "month", months) if months else None,
+                checkout_session=None,
+                invoice=None,
+                invoice_item=None,
+                subscription_item=None,
+                customer_account=None,
+            )
+            self._store(discount)
+            ids.append(discount["id"])
+        return ids
+
+    def _discount_amounts(self, discount_ids: list[str], amount: int, currency: str) -> list[Obj]:
+        """What each of a subscription's discounts takes off an invoice of ``amount``:
+        ``[{"amount", "discount"}]`` (Stripe's ``total_discount_amounts``). A ``once``
+        coupon is spent by the first invoice with something to charge; a ``repeating``
+        one lasts until its ``end``."""
+        taken = []
+        left = amount
+        for discount_id in discount_ids:
+            discount = self.objects[discount_id]
+            coupon = self.objects[discount["source"]["coupon"]]
+            if left <= 0 or discount_id in self.spent_discounts:
+                continue
+            if discount["end"] is not None and discount["end"] <= self.now():
+                continue
+            if coupon["percent_off"] is not None:
+                off = round(left * coupon["percent_off"] / 100)
+            elif coupon["currency"] == currency:
+                off = min(coupon["amount_off"], left)
+            else:
+                continue
+            if coupon["duration"] == "once":
+                self.spent_discounts.add(discount_id)
+            left -= off
+            taken.append({"amount": off, "discount": discount_id})
+        return taken

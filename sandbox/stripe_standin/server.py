@@ -119,6 +119,7 @@ _API = Map(
         Rule("/v1/promotion_codes", methods=["POST"], endpoint="create_promotion_code"),
         Rule("/v1/promotion_codes", methods=["GET"], endpoint="list_promotion_codes"),
         Rule("/v1/coupons/<id>", methods=["GET"], endpoint="retrieve:coupon"),
+        Rule("/v1/promotion_codes/<id>", methods=["GET"], endpoint="retrieve:promotion_code"),
         Rule("/v1/invoices/<id>", methods=["GET"], endpoint="retrieve:invoice"),
         Rule("/v1/invoices/<id>/pay", methods=["POST"], endpoint="pay_invoice"),
         Rule(

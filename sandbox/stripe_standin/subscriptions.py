@@ -29,6 +29,14 @@ class Subscriptions(StandinCore):
 
         def _attach(self, token_or_id: str, customer_id: str) -> Obj: ...
 
+        def _new_discounts(
+            self, specs: list[Params], customer_id: str, subscription_id: str
+        ) -> list[str]: ...
+
+        def _discount_amounts(
+            self, discount_ids: list[str], amount: int, currency: str
+        ) -> list[Obj]: ...
+
     def _subscriptions_of(self, customer_id: str) -> list[Obj]:
         return [
             o
@@ -141,7 +149,7 @@ class Subscriptions(StandinCore):
                 default_payment_method=pm_id,
                 default_source=None,
                 description=params.get("description"),
-                discounts=[],
+                discounts=self._new_discounts(params.get("discounts") or [], customer_id, sub_id),
                 latest_invoice=None,
                 metadata=merge_metadata({}, params.get("metadata")),
                 next_pending_invoice_item_invoice=None,
@@ -216,7 +224,14 @@ class Subscriptions(StandinCore):
                 },
             )
             lines.append(line)
-        total = sum(line["amount"] for line in lines)
+        subtotal = sum(line["amount"] for line in lines)
+        discounted = self._discount_amounts(
+            subscription["discounts"], subtotal, subscription["currency"]
+        )
+        if discounted and lines:  # one line in the subscriptions the stand-in makes
+            lines[0]["discount_amounts"] = discounted
+            lines[0]["discounts"] = [d["discount"] for d in discounted]
+        total = subtotal - sum(d["amount"] for d in discounted)
         pm_id = self._payment_method_for(subscription)
         paid = total == 0 or (pm_id is not None and pm_id not in self.declining_cards)
         sequence = self.invoice_counter.get(customer["id"], 0) + 1
@@ -244,17 +259,17 @@ class Subscriptions(StandinCore):
             automatically_finalizes_at=None,
             billing_reason=reason,
             currency=subscription["currency"],
-            subtotal=total,
-            subtotal_excluding_tax=total,
+            subtotal=subtotal,
+            subtotal_excluding_tax=subtotal,
             total=total,
             total_excluding_tax=total,
-            total_discount_amounts=[],
+            total_discount_amounts=discounted,
             total_pretax_credit_amounts=[],
             total_taxes=[],
             default_payment_method=None,
             default_source=None,
             description=None,
-            discounts=[],
+            discounts=[d["discount"] for d in discounted],
             due_date=None,
             ending_balance=0,
             starting_balance=0,

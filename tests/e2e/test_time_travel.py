@@ -1,5 +1,5 @@
-"""Stripe's future, end to end: a deployment that sells a 14-day trial through Checkout
-and keeps access 3 days after a failed renewal (template parameters, as
+"""Stripe's future, end to end: a deployment that sells a 14-day trial through Checkout,
+takes promotion codes and keeps access 3 days after a failed renewal (template parameters, as
 ``make dev PARAMETER_OVERRIDES=...`` sets them). Time travel moves the customer's
 Stripe clock and, in the sandbox, the time the functions answer that user by
 (``billing.read.clock``), so the snapshot changes when Stripe's time says it does.
@@ -33,7 +33,8 @@ def trial_stack() -> Iterator[LocalStack]:
     stack = start_local_stack(
         {
             "PARAMETER_OVERRIDES": (
-                f"CheckoutTrialDays={TRIAL_DAYS} AccessPastDueGraceDays={GRACE_DAYS}"
+                f"CheckoutTrialDays={TRIAL_DAYS} AccessPastDueGraceDays={GRACE_DAYS} "
+                "CheckoutPromotionCodes=true"
             )
         }
     )
@@ -133,3 +134,37 @@ def test_a_failed_renewal_keeps_access_for_the_grace_period_then_denies_it(
     denied = trial_stack.get("/billing", token).json()
     assert denied["status"] == "past_due"
     assert denied["access"] == {"state": "denied", "until": None, "reason": "past_due"}
+
+
+def test_a_promotion_code_from_checkout_halves_the_first_charge_after_the_trial(
+    trial_stack: LocalStack,
+) -> None:
+    client = stripe_client(trial_stack)
+    coupon = client.v1.coupons.create({"percent_off": 50, "duration": "once"})
+    client.v1.promotion_codes.create(
+        {"promotion": {"type": "coupon", "coupon": coupon.id}, "code": "WELCOME50"}
+    )
+    token = trial_stack.token("promo-buyer")
+    url = trial_stack.post(
+        "/checkout-sessions", token, {"plan": "pro_monthly", "return_url": trial_stack.api_url}
+    ).json()["url"]
+
+    started = requests.post(
+        url,
+        data={"card": "pm_card_visa", "promotion_code": "WELCOME50"},
+        allow_redirects=False,
+        timeout=10,
+    )
+
+    assert started.status_code == 303, started.text
+    trialing = eventually(trial_stack, token, lambda b: b["status"] == "trialing")
+    price = trialing["plan"]["amount"]
+    customer = customer_of(trial_stack, "promo-buyer")
+    travel(trial_stack, customer.id, to=epoch(trialing["access"]["until"]) + 3600)
+
+    def charged(billing: dict[str, Any]) -> list[int]:
+        return [i["amount_paid"] for i in billing["invoices"]["data"] if i["amount_paid"]]
+
+    paid = eventually(trial_stack, token, charged)
+    assert charged(paid) == [price // 2]
+    assert paid["status"] == "active"

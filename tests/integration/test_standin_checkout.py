@@ -194,7 +194,7 @@ def test_a_failed_challenge_keeps_the_session_open_for_another_card(shop: Accoun
     invoice = shop.client.v1.invoices.retrieve(str(waiting.latest_invoice))
     assert (invoice.status, invoice.attempt_count) == ("open", 1)
     assert shop.standin.state.changes[-1]["type"] == "invoice.payment_failed"
-    assert authenticate(session, "complete").status_code == 402  # the challenge is over
+    assert authenticate(session, "complete").status_code == 400  # the challenge is over
 
     paid = requests.post(
         session.url, data={"card": "pm_card_visa"}, allow_redirects=False, timeout=5
@@ -252,3 +252,65 @@ def test_the_api_cannot_pay_an_invoice_that_needs_3d_secure(shop: Account) -> No
         shop.client.v1.invoices.pay(str(waiting.latest_invoice))
 
     assert refused.value.code == "invoice_payment_intent_requires_action"
+
+
+def half_off(shop: Account, code: str) -> Any:
+    coupon = shop.client.v1.coupons.create({"percent_off": 50, "duration": "once"})
+    return shop.client.v1.promotion_codes.create(
+        {"promotion": {"type": "coupon", "coupon": coupon.id}, "code": code}
+    )
+
+
+def test_a_promotion_code_typed_on_the_page_discounts_the_first_invoice(shop: Account) -> None:
+    promo = half_off(shop, "LAUNCH50")
+    session = create(shop, allow_promotion_codes=True)
+    page = requests.get(session.url, timeout=5).text
+    assert "data-testid='checkout-promotion-code'" in page
+
+    paid = requests.post(
+        session.url,
+        data={"card": "pm_card_visa", "promotion_code": "launch50"},  # customers type any case
+        allow_redirects=False,
+        timeout=5,
+    )
+
+    assert paid.status_code == 303
+    done = shop.client.v1.checkout.sessions.retrieve(session.id)
+    full = done.amount_subtotal
+    assert done.amount_total == full // 2
+    assert [d.promotion_code for d in done.discounts or []] == [promo.id]
+    subscription = shop.client.v1.subscriptions.retrieve(str(done.subscription))
+    (discount_id,) = subscription.discounts
+    invoice = shop.client.v1.invoices.retrieve(str(subscription.latest_invoice))
+    assert (invoice.subtotal, invoice.total, invoice.amount_paid) == (full, full // 2, full // 2)
+    assert [(d.amount, d.discount) for d in invoice.total_discount_amounts or []] == [
+        (full // 2, discount_id)
+    ]
+    assert shop.client.v1.promotion_codes.retrieve(promo.id).times_redeemed == 1
+    # A `once` coupon: the renewal is charged in full.
+    renewal = shop.standin.state.advance_clock(str(subscription.customer), seconds=32 * 86_400)
+    assert "invoice.paid" in renewal["events"]
+    renewed = shop.client.v1.invoices.retrieve(
+        str(shop.client.v1.subscriptions.retrieve(subscription.id).latest_invoice)
+    )
+    assert renewed.total == full
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_an_unknown_code_or_a_session_without_codes_changes_nothing(
+    shop: Account, allowed: bool
+) -> None:
+    half_off(shop, "REAL50")
+    session = create(shop, allow_promotion_codes=allowed)
+    shop.standin.state.changes.clear()
+
+    refused = requests.post(
+        session.url,
+        data={"card": "pm_card_visa", "promotion_code": "NOPE" if allowed else "REAL50"},
+        timeout=5,
+    )
+
+    assert refused.status_code == 400
+    assert ("This code is invalid." in refused.text) is allowed
+    assert shop.standin.state.changes == []
+    assert shop.client.v1.checkout.sessions.retrieve(session.id).status == "open"
