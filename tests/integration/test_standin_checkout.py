@@ -277,6 +277,7 @@ def test_a_promotion_code_typed_on_the_page_discounts_the_first_invoice(shop: Ac
     assert paid.status_code == 303
     done = shop.client.v1.checkout.sessions.retrieve(session.id)
     full = done.amount_subtotal
+    assert full is not None
     assert done.amount_total == full // 2
     assert [d.promotion_code for d in done.discounts or []] == [promo.id]
     subscription = shop.client.v1.subscriptions.retrieve(str(done.subscription))
