@@ -23,7 +23,13 @@ class Clocks(StandinCore):
     if TYPE_CHECKING:  # defined by another resource of the same account (state.py)
 
         def _new_subscription_invoice(
-            self, customer: Obj, subscription: Obj, reason: str, items: list[Obj] | None = None
+            self,
+            customer: Obj,
+            subscription: Obj,
+            reason: str,
+            items: list[Obj] | None = None,
+            *,
+            period_charge: bool = True,
         ) -> Obj: ...
 
         def _record_invoice_lifecycle(self, invoice: Obj) -> None: ...

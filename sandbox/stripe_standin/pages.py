@@ -63,8 +63,9 @@ def format_date_time(timestamp: int) -> str:
 
 
 def format_money(amount: int, currency: str) -> str:
+    """``$12.34``, ``-$5.00`` (a credit), ``12.34 EUR``."""
     if currency == "usd":
-        return f"${amount / 100:,.2f}"
+        return f"{'-' if amount < 0 else ''}${abs(amount) / 100:,.2f}"
     return f"{amount / 100:,.2f} {currency.upper()}"
 
 

@@ -296,8 +296,9 @@ class SubscriptionFlows:
         quantity: int | None = None,
         error: str | None = None,
     ) -> Response:
-        self.state.portal_configuration(visit.session, "subscription_update")
-        sub = self.state.render(self.state.portal_subscription(visit.session, sub_id))
+        config = self.state.portal_configuration(visit.session, "subscription_update")
+        raw = self.state.portal_subscription(visit.session, sub_id)
+        sub = self.state.render(raw)
         item = sub["items"]["data"][0]
         args = visit.request.args
         price_id = price_id or args.get("price") or item["price"]["id"]
@@ -308,6 +309,14 @@ class SubscriptionFlows:
             if price is None or price.get("object") != "price":
                 raise StripeApiError("That plan is not offered here.", param="price")
             price = self.state.render(price)
+        behavior = config["features"]["subscription_update"]["proration_behavior"]
+        bill = self.state.preview_change(raw, price_id, quantity or 1, behavior)
+        currency = price["currency"]
+        prorations = "".join(
+            f"<tr><th>{_e(line['description'])}</th>"
+            f"<td data-testid='proration'>{_money(line['amount'], currency)}</td></tr>"
+            for line in bill.lines
+        )
         body = (
             self._header(visit)
             + (alert(error) if error else "")
@@ -317,6 +326,11 @@ class SubscriptionFlows:
             f"{_e(per_interval(item['price']))} &times; {item['quantity']}</td></tr>"
             f'<tr><th>New plan</th><td data-testid="new-plan">{_e(self._product_name(price))} · '
             f"{_e(per_interval(price))} &times; {quantity}</td></tr>"
+            f"{prorations}"
+            f'<tr><th>Due today</th><td data-testid="due-today">'
+            f"{_money(bill.due_today, currency)}</td></tr>"
+            f"<tr><th>Next invoice on {_date(bill.next_date)}</th>"
+            f'<td data-testid="next-invoice">{_money(bill.next_amount, currency)}</td></tr>'
             "</tbody></table></div>"
             f'<form method="post" action="{visit.base}/subscriptions/{_e(sub_id)}/confirm">'
             f'<input type="hidden" name="price" value="{_e(price_id)}">'

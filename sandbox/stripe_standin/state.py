@@ -27,7 +27,8 @@ Everything done for that customer afterwards, through the API or the portal,
 happens on its clock too (objects' timestamps and ``event.created``), so one
 customer's events never go back in time and are recorded, hence delivered, in
 order; across customers ``created`` is not monotonic, as with test clocks.
-Failed renewals are not retried (no dunning). Portal session URLs expire on
+A renewal invoice also carries the subscription's pending prorations
+(``prorations.py``). Failed renewals are not retried (no dunning). Portal session URLs expire on
 the account clock, so advancing a customer does not expire its session.
 
 Portal sessions (``create_portal_session``) are served by ``portal.py``: the
@@ -47,6 +48,7 @@ from sandbox.stripe_standin.customers import Customers
 from sandbox.stripe_standin.payment_methods import PaymentMethods
 from sandbox.stripe_standin.portal_configurations import PortalConfigurations
 from sandbox.stripe_standin.portal_sessions import PortalSessions
+from sandbox.stripe_standin.prorations import Prorations
 from sandbox.stripe_standin.subscriptions import Subscriptions
 from sandbox.stripe_standin.webhook_endpoints import WebhookEndpoints
 
@@ -60,6 +62,7 @@ class StripeState(
     PortalSessions,
     CheckoutSessions,
     Coupons,
+    Prorations,
     Clocks,
     WebhookEndpoints,
 ):

@@ -37,6 +37,10 @@ class Subscriptions(StandinCore):
             self, discount_ids: list[str], amount: int, currency: str
         ) -> list[Obj]: ...
 
+        def _prorate(self, sub: Obj, before: list[Obj], behavior: str) -> Obj | None: ...
+
+        def _take_pending_items(self, subscription_id: str, invoice_id: str) -> list[Obj]: ...
+
     def _subscriptions_of(self, customer_id: str) -> list[Obj]:
         return [
             o
@@ -180,16 +184,23 @@ class Subscriptions(StandinCore):
             return subscription
 
     def _new_subscription_invoice(
-        self, customer: Obj, subscription: Obj, reason: str, items: list[Obj] | None = None
+        self,
+        customer: Obj,
+        subscription: Obj,
+        reason: str,
+        items: list[Obj] | None = None,
+        *,
+        period_charge: bool = True,
     ) -> Obj:
-        """An invoice for the current period of ``items`` (default: all the subscription's),
-        charged to its payment method."""
+        """An invoice for the current period of ``items`` (default: all the subscription's;
+        none without ``period_charge``) and the subscription's pending invoice items
+        (prorations), charged to its payment method after the customer's credit."""
         now = self.now()
         in_trial = subscription["trial_end"] is not None and subscription["trial_end"] > now
         items = items or subscription["items"]["data"]
         invoice_id = random_id("in_")
         lines = []
-        for item in items:
+        for item in items if period_charge else []:
             amount = 0 if in_trial else item["price"]["unit_amount"] * item["quantity"]
             line = example("invoice")["lines"]["data"][0]
             line.update(
@@ -224,6 +235,10 @@ class Subscriptions(StandinCore):
                 },
             )
             lines.append(line)
+        lines += [
+            self._pending_line(pending, invoice_id)
+            for pending in self._take_pending_items(subscription["id"], invoice_id)
+        ]
         subtotal = sum(line["amount"] for line in lines)
         discounted = self._discount_amounts(
             subscription["discounts"], subtotal, subscription["currency"]
@@ -232,8 +247,12 @@ class Subscriptions(StandinCore):
             lines[0]["discount_amounts"] = discounted
             lines[0]["discounts"] = [d["discount"] for d in discounted]
         total = subtotal - sum(d["amount"] for d in discounted)
+        # The customer's credit (a negative balance) pays first; a negative total adds to it.
+        starting_balance = customer["balance"]
+        due = max(0, total + starting_balance)
+        customer["balance"] = min(0, total + starting_balance)
         pm_id = self._payment_method_for(subscription)
-        paid = total == 0 or (pm_id is not None and pm_id not in self.declining_cards)
+        paid = due == 0 or (pm_id is not None and pm_id not in self.declining_cards)
         sequence = self.invoice_counter.get(customer["id"], 0) + 1
         self.invoice_counter[customer["id"]] = sequence
         token = random_id("", 32)
@@ -249,12 +268,12 @@ class Subscriptions(StandinCore):
             customer_phone=None,
             customer_shipping=None,
             account_name=self.business_name,
-            amount_due=total,
-            amount_paid=total if paid else 0,
-            amount_remaining=0 if paid else total,
+            amount_due=due,
+            amount_paid=due if paid else 0,
+            amount_remaining=0 if paid else due,
             amount_overpaid=0,
-            attempt_count=0 if total == 0 else 1,
-            attempted=total > 0 or paid,
+            attempt_count=0 if due == 0 else 1,
+            attempted=due > 0 or paid,
             auto_advance=not paid,
             automatically_finalizes_at=None,
             billing_reason=reason,
@@ -271,8 +290,8 @@ class Subscriptions(StandinCore):
             description=None,
             discounts=[d["discount"] for d in discounted],
             due_date=None,
-            ending_balance=0,
-            starting_balance=0,
+            ending_balance=customer["balance"],
+            starting_balance=starting_balance,
             footer=None,
             from_invoice=None,
             last_finalization_error=None,
@@ -296,8 +315,8 @@ class Subscriptions(StandinCore):
                 },
                 "type": "subscription_details",
             },
-            period_start=items[0]["current_period_start"],
-            period_end=items[0]["current_period_start"],
+            period_start=items[0]["current_period_start"] if period_charge else now,
+            period_end=items[0]["current_period_start"] if period_charge else now,
             receipt_number=None,
             shipping_cost=None,
             shipping_details=None,
@@ -314,6 +333,44 @@ class Subscriptions(StandinCore):
             webhooks_delivered_at=now,
         )
         return self._store(invoice)
+
+    @staticmethod
+    def _pending_line(pending: Obj, invoice_id: str) -> Obj:
+        """An invoice line for a pending proration item, as Stripe shows it."""
+        line: Obj = example("invoice")["lines"]["data"][0]
+        details = pending["parent"]["subscription_details"]
+        line.update(
+            id=random_id("il_"),
+            invoice=invoice_id,
+            amount=pending["amount"],
+            currency=pending["currency"],
+            description=pending["description"],
+            discount_amounts=[],
+            discounts=[],
+            metadata={},
+            quantity=pending["quantity"],
+            subtotal=pending["amount"],
+            period=pending["period"],
+            subscription=details["subscription"],
+            pretax_credit_amounts=[],
+            taxes=[],
+            parent={
+                "invoice_item_details": None,
+                "subscription_item_details": {
+                    "invoice_item": pending["id"],
+                    "proration": True,
+                    "proration_details": {"credited_items": None},
+                    "subscription": details["subscription"],
+                    "subscription_item": details["subscription_item"],
+                },
+                "type": "subscription_item_details",
+            },
+            pricing={
+                "type": "price_details",
+                "unit_amount_decimal": pending["pricing"]["unit_amount_decimal"],
+            },
+        )
+        return line
 
     def _record_invoice_lifecycle(self, invoice: Obj) -> None:
         """The events of a new invoice: paid, failed, or waiting for 3-D Secure
@@ -432,8 +489,14 @@ class Subscriptions(StandinCore):
             raise StripeApiError(
                 "A canceled subscription can only update its cancellation_details and metadata."
             )
+        invoice = None
         if "items" in params:
             self._update_items(sub, params["items"])
+            invoice = self._prorate(
+                sub,
+                before["items"]["data"],
+                params.get("proration_behavior") or "create_prorations",
+            )
         if "cancel_at_period_end" in params:
             ending = as_bool(params["cancel_at_period_end"], "cancel_at_period_end")
             sub["cancel_at_period_end"] = ending
@@ -456,6 +519,8 @@ class Subscriptions(StandinCore):
             sub["default_payment_method"] = pm_id
         if sub != before:
             self._record("customer.subscription.updated", sub, diff(before, sub))
+        if invoice is not None:
+            self._record_invoice_lifecycle(invoice)
         return sub
 
     def _update_items(self, sub: Obj, specs: list[Params]) -> None:

@@ -457,6 +457,76 @@ def test_quantity_is_offered_within_the_products_bounds(seeded: Account, browser
     assert subscription(seeded, customer.subscription.id)["items"].data[0].quantity == 3
 
 
+def dollars(text: str) -> int:
+    """``$12.34`` or ``-$5.00`` in cents."""
+    sign = -1 if text.startswith("-") else 1
+    return sign * round(float(text.lstrip("-").lstrip("$").replace(",", "")) * 100)
+
+
+def prorating(account: Account, behavior: str) -> str:
+    basic, pro = account.products["Basic"], account.products["Pro"]
+    return configuration(
+        account,
+        {
+            "subscription_update": {
+                "enabled": True,
+                "default_allowed_updates": ["price"],
+                "proration_behavior": behavior,
+                "products": [
+                    {"product": basic, "prices": [account.prices["basic_monthly"]]},
+                    {"product": pro, "prices": [account.prices["pro_monthly"]]},
+                ],
+            }
+        },
+    )
+
+
+def test_the_confirm_page_shows_the_prorations_the_next_invoice_then_carries(
+    seeded: Account, browser: Browser
+) -> None:
+    customer = subscribed(seeded)
+    seeded.standin.state.advance_clock(customer.id, seconds=10 * 86_400)  # mid-period
+    url = portal_url(seeded, customer.id, configuration=prorating(seeded, "create_prorations"))
+    choose = browser.get(f"{url}/subscriptions/{customer.subscription.id}/update")
+
+    confirm = browser.submit(choose, "continue", price=seeded.prices["pro_monthly"])
+
+    credit, charge = sorted(dollars(e.text.strip()) for e in confirm.all("proration"))
+    assert credit < 0 < charge
+    assert dollars(confirm.text("due-today")) == 0
+    next_invoice = dollars(confirm.text("next-invoice"))
+    assert next_invoice == 2900 + charge + credit  # Pro's month and the difference
+    since = len(seeded.changes())
+    browser.submit(confirm, "confirm-update")
+    assert change_types(seeded, since).count("invoiceitem.created") == 2
+
+    end = subscription(seeded, customer.subscription.id)["items"].data[0].current_period_end
+    seeded.standin.state.advance_clock(customer.id, to=end + 60)
+    renewed = subscription(seeded, customer.subscription.id)
+    assert seeded.client.v1.invoices.retrieve(str(renewed.latest_invoice)).amount_paid == (
+        next_invoice
+    )
+
+
+def test_with_always_invoice_the_confirm_page_shows_what_is_charged_today(
+    seeded: Account, browser: Browser
+) -> None:
+    customer = subscribed(seeded)
+    seeded.standin.state.advance_clock(customer.id, seconds=10 * 86_400)
+    url = portal_url(seeded, customer.id, configuration=prorating(seeded, "always_invoice"))
+    choose = browser.get(f"{url}/subscriptions/{customer.subscription.id}/update")
+    confirm = browser.submit(choose, "continue", price=seeded.prices["pro_monthly"])
+    due_today = dollars(confirm.text("due-today"))
+    assert due_today > 0
+    assert dollars(confirm.text("next-invoice")) == 2900
+
+    browser.submit(confirm, "confirm-update")
+
+    changed = subscription(seeded, customer.subscription.id)
+    invoice = seeded.client.v1.invoices.retrieve(str(changed.latest_invoice))
+    assert (invoice.billing_reason, invoice.amount_paid) == ("subscription_update", due_today)
+
+
 # --- flows and after_completion ------------------------------------------------------------------
 
 
