@@ -37,12 +37,15 @@ CONCURRENCY = 8
 SEED = 6_2026
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PLANS = ("basic_monthly", "pro_monthly", "basic_yearly", "enterprise_monthly")
+# Plan changes within an interval and without prorations: an interval change or a
+# proration bills at once or adds invoice items, and each history is to be 10 events.
 UPGRADES = {
     "basic_monthly": "pro_monthly",
-    "pro_monthly": "pro_yearly",
+    "pro_monthly": "enterprise_monthly",
     "basic_yearly": "pro_yearly",
-    "enterprise_monthly": "enterprise_yearly",
+    "enterprise_monthly": "pro_monthly",
 }
+NO_PRORATIONS = "none"
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,19 @@ def record_history(product: Product, index: int, prices: dict[str, str]) -> tupl
     )
     item = subscription["items"].data[0].id
     api.subscriptions.update(
-        subscription.id, params={"items": [{"id": item, "price": prices[UPGRADES[plan]]}]}
+        subscription.id,
+        params={
+            "items": [{"id": item, "price": prices[UPGRADES[plan]]}],
+            "proration_behavior": NO_PRORATIONS,
+        },
     )
     if index % 2:
         api.subscriptions.update(subscription.id, params={"cancel_at_period_end": True})
     else:
-        api.subscriptions.update(subscription.id, params={"items": [{"id": item, "quantity": 3}]})
+        api.subscriptions.update(
+            subscription.id,
+            params={"items": [{"id": item, "quantity": 3}], "proration_behavior": NO_PRORATIONS},
+        )
     return user, customer
 
 
