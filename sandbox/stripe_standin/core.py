@@ -254,6 +254,10 @@ class StandinCore:
             # Payment methods whose payments need 3-D Secure (a subset of declining_cards).
             self.authentication_cards: set[str] = set()
             self.spent_discounts: set[str] = set()  # ``once`` discounts an invoice has used
+            self.product_of_feature: dict[str, str] = {}  # product feature id -> product id
+            # (customer, feature) -> active entitlement id; customer -> last summary sent
+            self.entitlement_ids: dict[tuple[str, str], str] = {}
+            self.entitlement_summaries: dict[str, list[Obj]] = {}
             self.config_products: dict[str, list[Obj]] = {}
             # Checkout session id -> what completing it creates (line items, subscription_data).
             self.checkout_plans: dict[str, Obj] = {}
@@ -304,6 +308,10 @@ class StandinCore:
             }
         )
         self._emit(event_type, obj, previous)
+        self._after_record(event_type, obj)
+
+    def _after_record(self, event_type: str, obj: Obj) -> None:
+        """What follows from a recorded change (a resource may send more events)."""
 
     def _emit(self, event_type: str, obj: Obj, previous: Obj | None) -> None:
         data: Obj = {"object": copy.deepcopy(obj)}

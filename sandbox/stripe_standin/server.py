@@ -98,6 +98,31 @@ _API = Map(
         Rule("/v1/products", methods=["GET"], endpoint="list_products"),
         Rule("/v1/products/<id>", methods=["GET"], endpoint="retrieve:product"),
         Rule("/v1/products/<id>", methods=["POST"], endpoint="update_product"),
+        Rule("/v1/products/<id>/features", methods=["POST"], endpoint="attach_product_feature"),
+        Rule("/v1/products/<id>/features", methods=["GET"], endpoint="list_product_features"),
+        Rule(
+            "/v1/products/<id>/features/<attachment>",
+            methods=["GET"],
+            endpoint="retrieve_product_feature",
+        ),
+        Rule(
+            "/v1/products/<id>/features/<attachment>",
+            methods=["DELETE"],
+            endpoint="detach_product_feature",
+        ),
+        Rule("/v1/entitlements/features", methods=["POST"], endpoint="create_feature"),
+        Rule("/v1/entitlements/features", methods=["GET"], endpoint="list_features"),
+        Rule(
+            "/v1/entitlements/features/<id>",
+            methods=["GET"],
+            endpoint="retrieve:entitlements.feature",
+        ),
+        Rule("/v1/entitlements/features/<id>", methods=["POST"], endpoint="update_feature"),
+        Rule(
+            "/v1/entitlements/active_entitlements",
+            methods=["GET"],
+            endpoint="list_active_entitlements",
+        ),
         Rule("/v1/prices", methods=["POST"], endpoint="create_price"),
         Rule("/v1/prices", methods=["GET"], endpoint="list_prices"),
         Rule("/v1/prices/<id>", methods=["GET"], endpoint="retrieve:price"),
@@ -346,6 +371,9 @@ class StandInApp:
                 return state.get(
                     args["id"], endpoint.removeprefix("retrieve:"), param="id", status=404
                 )
+        if "attachment" in args:
+            attachment: Any = getattr(state, endpoint)
+            return attachment(args["id"], args["attachment"])  # type: ignore[no-any-return]
         if endpoint == "customer_payment_methods":
             return state.list_payment_methods(params, customer_id=args["id"])
         if endpoint in ("detach_payment_method", "delete_customer", "delete_webhook_endpoint"):

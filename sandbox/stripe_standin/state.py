@@ -45,6 +45,7 @@ from sandbox.stripe_standin.checkout_sessions import CheckoutSessions
 from sandbox.stripe_standin.clocks import Clocks
 from sandbox.stripe_standin.coupons import Coupons
 from sandbox.stripe_standin.customers import Customers
+from sandbox.stripe_standin.entitlements import Entitlements
 from sandbox.stripe_standin.payment_methods import PaymentMethods
 from sandbox.stripe_standin.portal_configurations import PortalConfigurations
 from sandbox.stripe_standin.portal_sessions import PortalSessions
@@ -62,6 +63,7 @@ class StripeState(
     PortalSessions,
     CheckoutSessions,
     Coupons,
+    Entitlements,
     Prorations,
     Clocks,
     WebhookEndpoints,
