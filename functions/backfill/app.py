@@ -23,7 +23,10 @@ logger = Logger()
 cap_library_loggers()  # before any AWS or Stripe client logs a secret
 
 
-def run_backfill(settings: ProjectionSettings, *, replay: bool = True) -> dict[str, Any]:
+def run_backfill(
+    settings: ProjectionSettings, *, replay: bool = True, now: float | None = None
+) -> dict[str, Any]:
+    """Rebuild the projection from Stripe (``now``: the run's start, default the clock)."""
     client = get_stripe_client(settings)
     store = store_for_table(settings.table_name)
     processor = WebhookProcessor(
@@ -32,7 +35,7 @@ def run_backfill(settings: ProjectionSettings, *, replay: bool = True) -> dict[s
         stripe_client=lambda: client,
         announce=announcer(store, settings.catalog_fanout_queue_url),
     )
-    report = Backfill(processor, client).run(replay=replay)
+    report = Backfill(processor, client).run(replay=replay, now=now)
     return {"counts": report.as_dict()}
 
 

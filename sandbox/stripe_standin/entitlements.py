@@ -197,7 +197,12 @@ class Entitlements(StandinCore):
             _check(params, ActiveEntitlementListParams)
             customer_id = str(params["customer"])
             self.get(customer_id, "customer", param="customer")
-            data = self._active_entitlements(customer_id)
+            expand = [
+                path.removeprefix("data.")
+                for path in params.get("expand", [])
+                if path.startswith("data.")
+            ]
+            data = [self.render(e, expand) for e in self._active_entitlements(customer_id)]
             return {
                 "object": "list",
                 "data": data,

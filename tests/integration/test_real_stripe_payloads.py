@@ -317,7 +317,6 @@ UNHANDLED = [
     ("charge.succeeded", {"object": "charge"}),
     ("customer.discount.created", {"object": "discount", "id": "di_1"}),
     ("customer.source.created", {"object": "card"}),
-    ("entitlements.active_entitlement_summary.updated", {"object": "summary"}),
     ("billing_portal.session.created", shapes.example("billing_portal.session")),
     ("made.up.type", {}),
 ]
@@ -332,6 +331,37 @@ def test_a_type_outside_the_registry_is_ignored_whatever_its_object(
     before = written_state()
     assert Deliveries(shapes.PINNED).post(event_type, obj) == "ignored"
     assert written_state() == before
+
+
+def test_stripes_own_entitlement_summary_gives_a_linked_user_its_features(
+    hooks: Account,
+) -> None:
+    summary = shapes.example("entitlements.active_entitlement_summary")
+    send = Deliveries(shapes.PINNED)
+    # As Stripe shows it, for a customer of nobody here: acknowledged, nothing stored.
+    before = written_state()
+    assert send.post("entitlements.active_entitlement_summary.updated", summary) == "unlinked"
+    assert written_state() == before
+
+    subscription = subscribed_user(hooks, "user-entitled")
+    hooks.clear_requests_log()
+    complete = {**summary["entitlements"], "has_more": False}
+    mine = {**summary, "customer": subscription.customer, "entitlements": complete}
+
+    assert send.post("entitlements.active_entitlement_summary.updated", mine) == "applied"
+
+    # The example expands each feature: its name needs no Stripe call.
+    assert snapshot("user-entitled").body["features"] == [
+        {"lookup_key": "lookup_key", "name": "name"}
+    ]
+    assert hooks.requests_log() == []
+
+    # A summary that lists one page of several: the whole list is read from Stripe
+    # (which, for this customer, holds none).
+    paged = {**summary, "customer": subscription.customer}
+    assert send.post("entitlements.active_entitlement_summary.updated", paged) == "applied"
+    assert snapshot("user-entitled").body["features"] == []
+    assert [r["path"] for r in hooks.requests_log()] == ["/v1/entitlements/active_entitlements"]
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,10 @@ the webhook's versioned writes with the version ``started - 1`` (the second
 before the run began). An event created after that wins over the fetched
 state, and a fetched state wins over older events. Repeated runs are harmless.
 
-Order: customers first (their metadata links users), then catalog,
-subscriptions, invoices and each customer's payment methods; then
+Order: customers first (their metadata links users), then catalog (products,
+prices, entitlement features), subscriptions, invoices, and each customer's payment
+methods and active entitlements (Stripe sends no event when a feature is attached
+to a product its customers already subscribe to: this is how they catch up); then
 ``events.list(delivery_success=false)`` of the last 30 days, oldest first,
 through the normal event path (already-applied events are duplicates). Only the
 types of ``billing.projection.registry`` are replayed: Stripe lists undelivered events
@@ -26,7 +28,7 @@ import stripe
 from aws_lambda_powertools import Logger
 
 from billing.projection.fold import StripeEvent
-from billing.projection.intake import WebhookProcessor
+from billing.projection.intake import WebhookProcessor, active_entitlements
 from billing.projection.records import Kind
 from billing.projection.registry import handled_type
 from billing.stripe_api.client import stripe_errors
@@ -64,6 +66,7 @@ class Backfill:
             (Kind.CUSTOMER, "customers.list", api.customers.list, {}),
             (Kind.PRODUCT, "products.list", api.products.list, {}),
             (Kind.PRICE, "prices.list", api.prices.list, {}),
+            (Kind.FEATURE, "entitlements.features.list", api.entitlements.features.list, {}),
             (Kind.SUBSCRIPTION, "subscriptions.list", api.subscriptions.list, {"status": "all"}),
             (Kind.INVOICE, "invoices.list", api.invoices.list, {}),
         ]
@@ -77,6 +80,8 @@ class Backfill:
             list_methods = partial(api.customers.payment_methods.list, customer_id)
             for method in self._all("customers.payment_methods.list", list_methods, {}):
                 self._apply(report, Kind.PAYMENT_METHOD, method, version, started)
+            entitlements = active_entitlements(self.client, customer_id)
+            self._apply(report, Kind.ENTITLEMENTS, entitlements, version, started)
         if replay:
             self._replay(report, since=started - REPLAY_WINDOW_SECONDS)
         logger.info("Backfill done", extra={"report": report.as_dict()})
@@ -85,7 +90,10 @@ class Backfill:
     def _apply(
         self, report: BackfillReport, kind: Kind, obj: dict[str, Any], version: int, run: int
     ) -> None:
-        source = f"evt_backfill_{run}_{obj['id']}"
+        # A summary has no id of its own: it is named after its customer (and kind, as the
+        # customer object itself is stored under the customer's id).
+        name = obj.get("id") or f"entitlements_{obj['customer']}"
+        source = f"evt_backfill_{run}_{name}"
         report.add(
             kind.value, self.processor.apply_object(kind, obj, version=version, source=source)
         )

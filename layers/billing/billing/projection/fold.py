@@ -28,7 +28,7 @@ the payload: their fields have the same shape in every version since 2020-03-02.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from billing.core.errors import MalformedBody
 from billing.projection.records import (
     CustomerRecord,
+    EntitlementsRecord,
+    FeatureRecord,
+    GrantRecord,
     InvoiceRecord,
     ItemRecord,
     Kind,
@@ -161,6 +164,8 @@ class CatalogCopies:
     names: Mapping[str, str]
     versions: Mapping[str, int]
     prices: Mapping[str, tuple[str | None, str | None, int]] = field(default_factory=dict)
+    # An entitlements summary copies the stored features' names (feature id -> name).
+    features: Mapping[str, str] = field(default_factory=dict)
 
 
 NO_COPIES = CatalogCopies({}, {})
@@ -291,6 +296,44 @@ def product_record(obj: Mapping[str, Any], *, deleted: bool = False) -> ProductR
     )
 
 
+def entitlements_record(
+    obj: Mapping[str, Any], feature_names: Mapping[str, str] | None = None
+) -> EntitlementsRecord:
+    """A customer's active entitlements from Stripe's summary (or a list of them fetched
+    with ``expand=data.feature``): each feature's lookup key, and its name from the
+    expanded feature or the stored catalog (``feature_names``) when either has it."""
+    names = feature_names or {}
+    grants = {}
+    for entitlement in _list_data(obj.get("entitlements")):
+        feature = entitlement.get("feature")
+        feature_id = _id(feature)
+        lookup_key = _str(entitlement.get("lookup_key")) or _str(_map(feature).get("lookup_key"))
+        if feature_id is None or lookup_key is None:
+            continue
+        name = _str(_map(feature).get("name")) or names.get(feature_id)
+        grants[lookup_key] = GrantRecord(feature=feature_id, lookup_key=lookup_key, name=name)
+    return EntitlementsRecord(
+        customer=_required_id(obj, "customer"),
+        grants=tuple(grants[key] for key in sorted(grants)),
+    )
+
+
+def feature_record(obj: Mapping[str, Any], *, deleted: bool = False) -> FeatureRecord:
+    return FeatureRecord(
+        lookup_key=_required_str(obj, "lookup_key"),
+        name=_str(obj.get("name")) or "",
+        active=obj.get("active") is not False and not deleted,
+        deleted=deleted,
+    )
+
+
+def _required_id(obj: Mapping[str, Any], field: str) -> str:
+    value = _id(obj.get(field))
+    if value is None:
+        raise UnreadableObject(f"{obj.get('object') or 'object'} without {field}")
+    return value
+
+
 # --- what an event changes -------------------------------------------------------------------
 
 
@@ -333,9 +376,22 @@ class Change:
         return tuple(pairs)
 
     @property
+    def features(self) -> tuple[str, ...]:
+        """The feature ids an entitlements summary grants (their names are copied)."""
+        if self.kind is not Kind.ENTITLEMENTS:
+            return ()
+        return tuple(sorted({g.feature for g in entitlements_record(self.object).grants}))
+
+    @property
+    def incomplete(self) -> bool:
+        """An entitlements summary that lists only its first page of entitlements."""
+        listed = _map(self.object.get("entitlements"))
+        return self.kind is Kind.ENTITLEMENTS and listed.get("has_more") is True
+
+    @property
     def belongs_to_customer(self) -> bool:
         """Whether the object is kept in a user's partition (routed by its customer)."""
-        return self.kind not in (Kind.PRICE, Kind.PRODUCT)
+        return self.kind not in (Kind.PRICE, Kind.PRODUCT, Kind.FEATURE)
 
     def record(
         self,
@@ -343,19 +399,18 @@ class Change:
         products: CatalogCopies = NO_COPIES,
         version: int | None = None,
     ) -> Record:
-        match self.kind:
-            case Kind.CUSTOMER:
-                return customer_record(self.object, user_metadata_key)
-            case Kind.SUBSCRIPTION:
-                return subscription_record(self.object, products, version=version)
-            case Kind.PAYMENT_METHOD:
-                return payment_method_record(self.object)
-            case Kind.INVOICE:
-                return invoice_record(self.object, deleted=self.deleted)
-            case Kind.PRICE:
-                return price_record(self.object, deleted=self.deleted)
-            case Kind.PRODUCT:
-                return product_record(self.object, deleted=self.deleted)
+        obj, deleted = self.object, self.deleted
+        build: dict[Kind, Callable[[], Record]] = {
+            Kind.CUSTOMER: lambda: customer_record(obj, user_metadata_key),
+            Kind.SUBSCRIPTION: lambda: subscription_record(obj, products, version=version),
+            Kind.PAYMENT_METHOD: lambda: payment_method_record(obj),
+            Kind.INVOICE: lambda: invoice_record(obj, deleted=deleted),
+            Kind.PRICE: lambda: price_record(obj, deleted=deleted),
+            Kind.PRODUCT: lambda: product_record(obj, deleted=deleted),
+            Kind.ENTITLEMENTS: lambda: entitlements_record(obj, products.features),
+            Kind.FEATURE: lambda: feature_record(obj, deleted=deleted),
+        }
+        return build[self.kind]()
 
 
 def change_for(event: StripeEvent, entry: HandledType) -> Change:
@@ -380,14 +435,17 @@ def change_from_object(
     Raises ``UnreadableObject`` when ``obj`` lacks what its record needs, before
     anything is read or written.
     """
-    object_id = _required_str(obj, "id")
+    # A customer's entitlements summary has no id of its own: it is the customer's.
+    object_id = (
+        _required_id(obj, "customer") if kind is Kind.ENTITLEMENTS else _required_str(obj, "id")
+    )
     match kind:
-        case Kind.CUSTOMER:
+        case Kind.CUSTOMER | Kind.ENTITLEMENTS:
             customer: str | None = object_id
         case Kind.PAYMENT_METHOD:
             # A detached method has customer null; the old one is in previous_attributes.
             customer = _id(obj.get("customer")) or _id(_map(previous).get("customer"))
-        case Kind.PRICE | Kind.PRODUCT:
+        case Kind.PRICE | Kind.PRODUCT | Kind.FEATURE:
             customer = None
         case _:
             customer = _id(obj.get("customer"))

@@ -36,6 +36,8 @@ from billing.projection.fold import (
     change_for,
     change_from_object,
     customer_record,
+    entitlements_record,
+    feature_record,
     is_ours,
     price_record,
     product_record,
@@ -46,6 +48,7 @@ from billing.store.keys import (
     CATALOG,
     PRICE_RECORD,
     SNAPSHOT,
+    feature_sort_key,
     invoice_sort_key,
     price_record_key,
     price_sort_key,
@@ -134,10 +137,15 @@ class WebhookProcessor:
         fields elsewhere: its object is read in ours first (not for a redelivery, which
         needs no Stripe call)."""
         change = change_for(event, entry)
-        if entry.updates in SHAPE_CHANGES_WITH_VERSION and not _pinned(event):
+        # Also re-read: a summary that lists only the first page of its entitlements.
+        other_shape = entry.updates in SHAPE_CHANGES_WITH_VERSION and not _pinned(event)
+        if other_shape or change.incomplete:
             if self.store.event_seen(event.id, now=int(self.clock())):
                 return Outcome.DUPLICATE
-            change = self._refetch(change)
+            try:
+                change = self._refetch(change)
+            except CustomerMissing:  # a summary of a customer this account does not have
+                return self._record_only(event, Outcome.UNLINKED)
         return self._apply(event, change)
 
     def apply_object(
@@ -172,13 +180,18 @@ class WebhookProcessor:
     def _apply(self, event: StripeEvent, change: Change, *, allow_equal: bool = False) -> Outcome:
         lost: set[Slot] = set()  # secondary writes that lost to newer state: left out
         for attempt in range(_ATTEMPTS):
-            context = self.store.context(change.customer, change.products, change.prices)
+            context = self.store.context(
+                change.customer, change.products, change.prices, change.features
+            )
             route = self._route(change, context)
             if isinstance(route, Outcome):
                 return self._record_only(event, route)
             user_id, link, guard = route
             products = catalog_copies(context)
-            fetched = self._fetch_missing_products(event, change, products)
+            fetched = [
+                *self._fetch_missing_products(event, change, products),
+                *self._fetch_missing_features(event, change, products),
+            ]
             writes = [
                 write
                 for write in (
@@ -359,7 +372,7 @@ class WebhookProcessor:
 
     def _main_slot(self, change: Change, user_id: str | None) -> Slot:
         match change.kind:
-            case Kind.CUSTOMER | Kind.SUBSCRIPTION | Kind.PAYMENT_METHOD:
+            case Kind.CUSTOMER | Kind.SUBSCRIPTION | Kind.PAYMENT_METHOD | Kind.ENTITLEMENTS:
                 return Slot(
                     user_key(user_id or ""), SNAPSHOT, slot_attribute(change.kind, change.object_id)
                 )
@@ -370,6 +383,8 @@ class WebhookProcessor:
                 return Slot(price_record_key(change.object_id), PRICE_RECORD)
             case Kind.PRODUCT:
                 return Slot(CATALOG, product_sort_key(change.object_id))
+            case Kind.FEATURE:
+                return Slot(CATALOG, feature_sort_key(change.object_id))
 
     def _price_writes(
         self, event: StripeEvent, change: Change, slot: Slot, allow_equal: bool
@@ -437,9 +452,39 @@ class WebhookProcessor:
             )
         return writes
 
+    def _fetch_missing_features(
+        self, event: StripeEvent, change: Change, copies: CatalogCopies
+    ) -> list[Write]:
+        """Features an entitlements summary grants whose name neither the event (an
+        expanded feature) nor the table has: from Stripe, once (their names are copied)."""
+        if change.kind is not Kind.ENTITLEMENTS:
+            return []
+        names = cast("dict[str, str]", copies.features)
+        unnamed = [
+            grant.feature
+            for grant in entitlements_record(change.object).grants
+            if grant.name is None and grant.feature not in names
+        ]
+        writes = []
+        for feature_id in unnamed:
+            client = self.stripe_client()
+            with stripe_errors("entitlements.features.retrieve"):
+                feature = client.v1.entitlements.features.retrieve(feature_id).to_dict()
+            record = feature_record(feature)
+            names[feature_id] = record.name
+            # Features carry no timestamp: stored as of the second before the fetch.
+            version = int(self.clock()) - 1
+            slot = Slot(CATALOG, feature_sort_key(feature_id))
+            writes.append(Write(slot, version, event.id, record.stored()))
+        return writes
+
     def _refetch(self, change: Change) -> Change:
         """The object's current state from Stripe (deleted if Stripe no longer has it)."""
         client = self.stripe_client().v1
+        if change.kind is Kind.ENTITLEMENTS:
+            return change_from_object(
+                Kind.ENTITLEMENTS, active_entitlements(self.stripe_client(), change.object_id)
+            )
         retrieve: dict[Kind, Callable[[str], Any]] = {
             Kind.CUSTOMER: client.customers.retrieve,
             Kind.SUBSCRIPTION: client.subscriptions.retrieve,
@@ -447,6 +492,7 @@ class WebhookProcessor:
             Kind.INVOICE: client.invoices.retrieve,
             Kind.PRICE: client.prices.retrieve,
             Kind.PRODUCT: client.products.retrieve,
+            Kind.FEATURE: client.entitlements.features.retrieve,
         }
         with stripe_errors(f"{change.kind.value}.retrieve"):
             try:
@@ -529,12 +575,28 @@ class WebhookProcessor:
 _ENDED = {"canceled", "incomplete_expired"}
 
 
+def active_entitlements(client: stripe.StripeClient, customer_id: str) -> dict[str, Any]:
+    """The customer's active entitlements as Stripe lists them now, every page, with each
+    feature expanded (its name), in the shape of the summary event's object."""
+    with stripe_errors("entitlements.active_entitlements.list"):
+        listed = client.v1.entitlements.active_entitlements.list(
+            params={"customer": customer_id, "limit": 100, "expand": ["data.feature"]}
+        )
+        data = [entitlement.to_dict() for entitlement in listed.auto_paging_iter()]
+    return {
+        "object": "entitlements.active_entitlement_summary",
+        "customer": customer_id,
+        "entitlements": {"object": "list", "data": data, "has_more": False},
+    }
+
+
 def catalog_copies(context: Context) -> CatalogCopies:
     """What a subscription copies from the stored catalog, as ``context`` read it."""
     return CatalogCopies(
         dict(context.product_names),
         dict(context.product_versions),
         {p: (s.lookup_key, s.nickname, s.version) for p, s in context.prices.items()},
+        dict(context.feature_names),
     )
 
 

@@ -31,6 +31,8 @@ class Kind(StrEnum):
     INVOICE = "invoice"
     PRICE = "price"
     PRODUCT = "product"
+    ENTITLEMENTS = "entitlements"  # a customer's active entitlements (one record each)
+    FEATURE = "feature"  # an entitlement feature of the catalog: its name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,6 +163,41 @@ class PriceRecord(Record):
 class ProductRecord(Record):
     name: str
     description: str | None = None
+    active: bool = True
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantRecord(Record):
+    """One active entitlement: the feature, its lookup key (what an app checks) and its
+    name when the projection knows it."""
+
+    feature: str
+    lookup_key: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntitlementsRecord(Record):
+    """A customer's active entitlements, as Stripe's summary lists them."""
+
+    customer: str
+    grants: tuple[GrantRecord, ...] = ()
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> Self:
+        grants = tuple(GrantRecord.from_stored(grant) for grant in stored.get("grants", ()))
+        # Not super(): a slots=True dataclass is a new class, which breaks its __class__ cell.
+        return super(EntitlementsRecord, cls).from_stored({**stored, "grants": grants})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeatureRecord(Record):
+    """An entitlement feature of the catalog (Stripe sends no event for features: the
+    backfill and the catalog resource write them)."""
+
+    lookup_key: str
+    name: str
     active: bool = True
     deleted: bool = False
 

@@ -100,6 +100,9 @@ REGISTRY: Mapping[str, HandledType] = MappingProxyType(
             ),
             *_entries(Kind.INVOICE, Fold.TOMBSTONE, "invoice.deleted"),
             *_entries(
+                Kind.ENTITLEMENTS, Fold.UPSERT, "entitlements.active_entitlement_summary.updated"
+            ),
+            *_entries(
                 Kind.PAYMENT_METHOD,
                 Fold.UPSERT,
                 "payment_method.attached",

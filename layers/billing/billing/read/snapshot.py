@@ -27,6 +27,9 @@ Rules (also in the README):
   ``subscription_pause`` needs flexible billing mode (Stripe pauses no other).
 - **access**: may the user use the product now (``billing.core.access``: the
   decision table, its knobs and ``until``).
+- **features**: the customer's active entitlements as Stripe's summary last listed
+  them (lookup key, the name when known), by lookup key; empty for a user with none.
+  What a plan includes; whether the user may use it *now* is ``access``'s answer.
 - ``as_of``: the ``created`` time of the newest event reflected.
 """
 
@@ -48,6 +51,7 @@ from billing.core.errors import InvalidCursor
 from billing.core.subscriptions import pick_current_subscription
 from billing.projection.records import (
     CustomerRecord,
+    EntitlementsRecord,
     InvoiceRecord,
     Kind,
     PaymentMethodRecord,
@@ -142,11 +146,20 @@ class AccessView:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FeatureView:
+    """A feature the user's plan includes (an active entitlement)."""
+
+    lookup_key: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BillingSnapshot:
     """What a billing page shows for the signed-in user."""
 
     status: str
     access: AccessView
+    features: list[FeatureView]
     plan: Plan | None
     renews_at: datetime | None
     cancels_at: datetime | None
@@ -203,6 +216,7 @@ class CustomerState:
         self.customer: CustomerRecord | None = None
         self.subscriptions: dict[str, SubscriptionRecord] = {}
         self.payment_methods: dict[str, PaymentMethodRecord] = {}
+        self.entitlements: EntitlementsRecord | None = None
         self.versions: list[int] = []
         if snapshot is None or customer_id is None:
             return
@@ -217,6 +231,8 @@ class CustomerState:
                 self.subscriptions[object_id] = SubscriptionRecord.from_stored(record)
             elif kind == Kind.PAYMENT_METHOD and record.get("customer") == customer_id:
                 self.payment_methods[object_id] = PaymentMethodRecord.from_stored(record)
+            elif kind == Kind.ENTITLEMENTS and object_id == customer_id:
+                self.entitlements = EntitlementsRecord.from_stored(record)
             else:
                 continue
             self.versions.append(int(slot["v"]))
@@ -292,6 +308,10 @@ def compose(
             until=_time(access.until) if access.until is not None else None,
             reason=access.reason,
         ),
+        features=[
+            FeatureView(lookup_key=grant.lookup_key, name=grant.name)
+            for grant in (state.entitlements.grants if state.entitlements else ())
+        ],
         plan=primary_view.plan if primary_view else None,
         renews_at=primary_view.renews_at if primary_view else None,
         cancels_at=primary_view.cancels_at if primary_view else None,

@@ -16,7 +16,9 @@ pk                              sk                              item
                                                                 key).
 ``USER#<user_id>``              ``SNAPSHOT``                    one attribute per projected
                                                                 customer, subscription and payment
-                                                                method, ``<kind>#<stripe id>`` =
+                                                                method, and the customer's active
+                                                                entitlements (keyed by customer),
+                                                                ``<kind>#<stripe id>`` =
                                                                 ``{v, e, r}`` (version, event id,
                                                                 record); one item, so ``GET
                                                                 /billing`` reads it in the same
@@ -35,7 +37,7 @@ pk                              sk                              item
                                                                 when the customer is deleted in
                                                                 Stripe (history: it is never linked
                                                                 again).
-``PRICE#<lookup_key>``          ``PRICE``                       a catalog price (id, product,
+``CATALOG``                     ``PRICE#<lookup_key>``          a catalog price (id, product,
                                                                 amount, currency, interval, active),
                                                                 ``v``, ``e``; cached on a miss with
                                                                 ``expires_at``, kept current by
@@ -44,7 +46,14 @@ pk                              sk                              item
                                                                 its price (``lookup_key``,
                                                                 ``nickname``), as the price's own
                                                                 events stored it.
-``PRODUCT#<product_id>``        ``PRODUCT``                     the product's name, ``v``, ``e``.
+``CATALOG``                     ``PRODUCT#<product_id>``        the product's name and description,
+                                                                ``v``, ``e``. One partition with the
+                                                                prices: ``GET /plans`` reads both in
+                                                                one Query.
+``CATALOG``                     ``FEATURE#<feature_id>``        an entitlement feature's lookup key
+                                                                and name, ``v``, ``e`` (from the
+                                                                backfill or the catalog resource:
+                                                                Stripe sends no feature events).
 ``SUBSCRIBERS#<product_id>``    ``SUBSCRIPTION#<id>``           the product's subscriber index:
                                                                 ``{user_id, items: [{position,
                                                                 price}]}``, written with the
@@ -80,6 +89,7 @@ LINK = "LINK"
 CATALOG = "CATALOG"
 PRICE_PREFIX = "PRICE#"
 PRODUCT_PREFIX = "PRODUCT#"
+FEATURE_PREFIX = "FEATURE#"
 SNAPSHOT = "SNAPSHOT"
 INVOICE_PREFIX = "INVOICE#"
 EVENT = "EVENT"
@@ -118,6 +128,10 @@ def event_key(event_id: str) -> str:
 
 def product_sort_key(product_id: str) -> str:
     return f"{PRODUCT_PREFIX}{product_id}"
+
+
+def feature_sort_key(feature_id: str) -> str:
+    return f"{FEATURE_PREFIX}{feature_id}"
 
 
 def price_record_key(price_id: str) -> str:

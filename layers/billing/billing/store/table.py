@@ -28,6 +28,7 @@ from billing.store.keys import (
     CHECKOUT,
     DELETED_IN_STRIPE,
     EVENT,
+    FEATURE_PREFIX,
     INVOICE_PREFIX,
     LINK,
     PRICE_PREFIX,
@@ -39,6 +40,7 @@ from billing.store.keys import (
     checkout_key,
     customer_key,
     event_key,
+    feature_sort_key,
     price_record_key,
     price_sort_key,
     product_sort_key,
@@ -216,10 +218,13 @@ class BillingStore:
         customer_id: str | None,
         product_ids: Sequence[str],
         price_ids: Sequence[str] = (),
+        feature_ids: Sequence[str] = (),
     ) -> Context:
         """The customer's linked user, and the stored product names and price fields a
-        subscription copies, in one request."""
+        subscription copies (or the feature names an entitlements summary copies), in one
+        request."""
         keys = [{"pk": {"S": CATALOG}, "sk": {"S": product_sort_key(p)}} for p in product_ids]
+        keys += [{"pk": {"S": CATALOG}, "sk": {"S": feature_sort_key(f)}} for f in feature_ids]
         keys += [{"pk": {"S": price_record_key(p)}, "sk": {"S": PRICE_RECORD}} for p in price_ids]
         if customer_id is not None:
             keys.append({"pk": {"S": customer_key(customer_id)}, "sk": {"S": LINK}})
@@ -246,6 +251,9 @@ class BillingStore:
                     int(stored["v"]),
                     str(stored["e"]),
                 )
+            elif item["sk"]["S"].startswith(FEATURE_PREFIX):
+                feature_id = item["sk"]["S"].removeprefix(FEATURE_PREFIX)
+                context.feature_names[feature_id] = item["name"]["S"]
             elif not item.get("deleted", {}).get("BOOL"):
                 product_id = item["sk"]["S"].removeprefix(PRODUCT_PREFIX)
                 context.product_names[product_id] = item["name"]["S"]

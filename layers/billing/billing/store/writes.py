@@ -134,6 +134,7 @@ class Context:
     product_versions: dict[str, int] = field(default_factory=dict)
     product_events: dict[str, str] = field(default_factory=dict)  # the event each was from
     prices: dict[str, StoredPrice] = field(default_factory=dict)  # by price id
+    feature_names: dict[str, str] = field(default_factory=dict)  # by feature id
 
 
 @dataclass(frozen=True)
