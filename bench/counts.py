@@ -354,6 +354,11 @@ def _webhook_history(stack: Stack, user: str) -> None:
     """Every kind of change for one user and an add-on product, all delivered."""
     account = stack.account
     client = account.client.v1
+    # A feature of the plan: subscribing sends entitlements.active_entitlement_summary.updated.
+    feature = client.entitlements.features.create(
+        params={"lookup_key": f"{user}-exports", "name": "Exports"}
+    )
+    client.products.features.create(account.products["Pro"], {"entitlement_feature": feature.id})
     customer, subscription = subscribed_user(stack, user)
     # A card saved through POST /setup-intents: setup_intent.succeeded.
     secret = stack.setup_intent(user).body["client_secret"]

@@ -145,7 +145,7 @@ class Stack:
         """An object as the stand-in's last change of it shows it (what a webhook carries)."""
         for change in reversed(self.account.changes()):
             obj: dict[str, Any] = change["object"]
-            if obj["id"] == object_id:
+            if obj.get("id") == object_id:
                 return obj
         raise LookupError(f"no change of {object_id}")
 
