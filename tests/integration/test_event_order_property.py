@@ -3,8 +3,9 @@
 Hypothesis draws realistic billing histories for two interleaved customers on
 the local Stripe stand-in (subscribe, change plan, cancel at period end,
 reactivate, replace the card, a payment that fails, cancel now, subscribe
-again), with the stand-in's clock advancing 0-2 seconds per step so events of
-one object often share a second. The recorded events are then delivered in a
+again), on plans whose products carry entitlement features (so summaries of the
+customer's features come along), with the stand-in's clock advancing 0-2 seconds per
+step so events of one object often share a second. The recorded events are then delivered in a
 drawn order, some twice, through the real webhook handler into DynamoDB (moto).
 The snapshot must equal the one built from Stripe's final objects alone (the
 backfill path, into a second table).
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 
 from billing.aws.settings import get_backfill_settings
 from billing.projection.catalog_fanout import announcer
-from billing.projection.intake import WebhookProcessor
+from billing.projection.intake import WebhookProcessor, active_entitlements
 from billing.projection.records import Kind
 from billing.read.snapshot import compose, to_json
 from billing.store.table import BillingStore
@@ -52,7 +53,15 @@ _users = itertools.count()
 
 @pytest.fixture
 def tables(webhook_deployment: dict[str, Any], account: Account) -> Account:
+    """Basic includes exports, Pro exports and single sign-on: every plan change sends an
+    entitlements summary too."""
     create_billing_table(EXPECTED_TABLE)
+    api = account.client.v1
+    exports = api.entitlements.features.create({"lookup_key": "exports", "name": "Exports"})
+    sso = api.entitlements.features.create({"lookup_key": "sso", "name": "Single sign-on"})
+    api.products.features.create(account.products["Basic"], {"entitlement_feature": exports.id})
+    for feature in (exports, sso):
+        api.products.features.create(account.products["Pro"], {"entitlement_feature": feature.id})
     return account
 
 
@@ -133,6 +142,10 @@ def expected_snapshot(account: Account, user: str, customer: str) -> dict[str, A
     objects += [(Kind.PAYMENT_METHOD, m) for m in api.customers.payment_methods.list(customer).data]
     for kind, obj in objects:
         processor.apply_object(kind, obj.to_dict(), version=version, source=f"evt_x{obj.id}")
+    entitlements = active_entitlements(account.client, customer)
+    processor.apply_object(
+        Kind.ENTITLEMENTS, entitlements, version=version, source=f"evt_xent{customer}"
+    )
     return _snapshot(store, user)
 
 
@@ -192,6 +205,11 @@ def _check_one_history(account: Account, data: st.DataObject) -> None:
         offset[0] += data.draw(st.sampled_from([0, 0, 1, 2]), label="tick")
         histories[who].run(operation)
     events = events_from_changes([c for c in account.changes() if c["seq"] > first_seq])
+    # Each history starts on a plan with features: summaries are among what is shuffled.
+    summaries = [
+        e for e in events if e["type"] == "entitlements.active_entitlement_summary.updated"
+    ]
+    assert len(summaries) >= len(histories)
     order = data.draw(st.permutations(events), label="order")
     repeats = data.draw(st.lists(st.sampled_from(events), max_size=8), label="redelivered")
     for event in [*order, *repeats]:
