@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import stripe
+
 from sandbox.stripe_standin.core import (
     Obj,
     Params,
@@ -17,7 +19,10 @@ from sandbox.stripe_standin.core import (
     missing_param,
     random_id,
 )
+from sandbox.stripe_standin.enums import stripe_values
 from sandbox.stripe_standin.shapes import shaped
+
+TAX_BEHAVIORS = stripe_values(stripe.params.PriceCreateParams, "tax_behavior")
 
 
 class Catalog(StandinCore):
@@ -115,6 +120,7 @@ class Catalog(StandinCore):
                     raise StripeApiError(
                         "Invalid recurring[interval].", param="recurring[interval]"
                     )
+                trial = r.get("trial_period_days")
                 recurring = {
                     "interval": r["interval"],
                     "interval_count": as_int(
@@ -122,7 +128,9 @@ class Catalog(StandinCore):
                     ),
                     "meter": None,
                     "usage_type": "licensed",
-                    "trial_period_days": None,
+                    "trial_period_days": (
+                        as_int(trial, "recurring[trial_period_days]") if trial else None
+                    ),
                 }
             amount = as_int(params.get("unit_amount", 0), "unit_amount")
             price_id = random_id("price_")
@@ -144,7 +152,7 @@ class Catalog(StandinCore):
                 metadata=merge_metadata({}, params.get("metadata")),
                 billing_scheme="per_unit",
                 custom_unit_amount=None,
-                tax_behavior="unspecified",
+                tax_behavior=_tax_behavior(params.get("tax_behavior", "unspecified")),
                 tiers_mode=None,
                 transform_quantity=None,
             )
@@ -164,6 +172,14 @@ class Catalog(StandinCore):
                 price["active"] = as_bool(params["active"], "active")
             if "nickname" in params:
                 price["nickname"] = params["nickname"] or None
+            if "tax_behavior" in params:
+                behavior = _tax_behavior(params["tax_behavior"])
+                if price["tax_behavior"] not in ("unspecified", behavior):
+                    raise StripeApiError(
+                        "Tax behavior cannot be changed once it is inclusive or exclusive.",
+                        param="tax_behavior",
+                    )
+                price["tax_behavior"] = behavior
             if "metadata" in params:
                 price["metadata"] = merge_metadata(price["metadata"], params["metadata"])
             if price != before:
@@ -186,3 +202,9 @@ class Catalog(StandinCore):
                 )
 
             return self.page("price", params, "/v1/prices", keep)
+
+
+def _tax_behavior(value: Any) -> str:
+    if value not in TAX_BEHAVIORS:
+        raise StripeApiError(f"Invalid tax_behavior: {value}", param="tax_behavior")
+    return str(value)
