@@ -90,9 +90,9 @@ SESSION_STRIPE_CALLS = (
     ),
     (
         "session.refresh",
-        "POST /billing/refresh, a subscriber: at most 3 Stripe calls (customer, its "
-        "payment methods, its subscriptions)",
-        range(0, 4),
+        "POST /billing/refresh, a subscriber: at most 4 Stripe calls (customer, its "
+        "payment methods, its subscriptions, its active entitlements)",
+        range(0, 5),
     ),
 )
 

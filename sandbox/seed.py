@@ -19,6 +19,19 @@ DESCRIPTIONS = {
     "Pro": "For growing teams: more projects, priority support",
     "Enterprise": "For organisations: SSO, audit logs, an account manager",
 }
+# Entitlement features (lookup key -> name) and what each product includes.
+FEATURES = {
+    "projects": "Unlimited projects",
+    "exports": "CSV exports",
+    "priority_support": "Priority support",
+    "sso": "Single sign-on",
+    "audit_log": "Audit log",
+}
+PRODUCT_FEATURES = {
+    "Basic": ["projects"],
+    "Pro": ["projects", "exports", "priority_support"],
+    "Enterprise": ["projects", "exports", "priority_support", "sso", "audit_log"],
+}
 DEMO_USER = "demo-user"
 DEMO_EMAIL = "demo@example.com"
 DEMO_PLAN = "pro_monthly"
@@ -54,7 +67,28 @@ def ensure_catalog(client: stripe.StripeClient) -> dict[str, str]:
                 "lookup_key": lookup_key,
             }
         ).id
+    _ensure_features(client, products)
     return prices
+
+
+def _ensure_features(client: stripe.StripeClient, products: dict[str, str]) -> None:
+    """:data:`FEATURES` attached to the products as :data:`PRODUCT_FEATURES` says, creating
+    and attaching only what is missing (a test-mode account keeps them between runs)."""
+    api = client.v1.entitlements.features
+    known = {f.lookup_key: f.id for f in api.list({"limit": 100}).data}
+    for lookup_key, name in FEATURES.items():
+        if lookup_key not in known:
+            known[lookup_key] = api.create({"lookup_key": lookup_key, "name": name}).id
+    for product, keys in PRODUCT_FEATURES.items():
+        attached = {
+            a.entitlement_feature.id
+            for a in client.v1.products.features.list(products[product], {"limit": 100}).data
+        }
+        for key in keys:
+            if known[key] not in attached:
+                client.v1.products.features.create(
+                    products[product], {"entitlement_feature": known[key]}
+                )
 
 
 def ensure_demo_customer(

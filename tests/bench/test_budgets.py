@@ -30,6 +30,7 @@ REFRESH_CALLS = (
     "GET /v1/customers/{id}",
     "GET /v1/customers/{id}/payment_methods",
     "GET /v1/subscriptions",
+    "GET /v1/entitlements/active_entitlements",
 )
 
 
@@ -219,8 +220,9 @@ def test_the_measured_design_keeps_every_counted_budget() -> None:
         (
             lambda c: replaced(c, "session.refresh", stripe=(*REFRESH_CALLS, "GET /v1/invoices")),
             "POST /billing/refresh",
-            "4 (GET /v1/customers/{id}, GET /v1/customers/{id}/payment_methods, "
-            "GET /v1/subscriptions, GET /v1/invoices)",
+            "5 (GET /v1/customers/{id}, GET /v1/customers/{id}/payment_methods, "
+            "GET /v1/subscriptions, GET /v1/entitlements/active_entitlements, "
+            "GET /v1/invoices)",
         ),
     ],
 )

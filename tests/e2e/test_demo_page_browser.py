@@ -100,6 +100,9 @@ def test_a_free_user_subscribes_from_the_plan_list(page: Page, local_stack: Loca
     # trails the redirect), the plan list is gone and the address is clean again.
     expect(page.get_by_test_id("plan-name")).to_have_text("Pro")
     expect(page.get_by_test_id("access")).to_have_text("Access: granted")
+    expect(page.get_by_test_id("features")).to_have_text(
+        "Your plan includes: CSV exports, Priority support, Unlimited projects."
+    )
     expect(page.locator("#status")).to_have_text("Welcome to Pro!")
     expect(page.locator("#plans-section")).to_be_hidden()
     expect(page.get_by_test_id("card")).to_contain_text("•••• 4242")

@@ -24,6 +24,12 @@ def test_the_demo_user_sees_plan_card_and_invoices(local_stack: LocalStack) -> N
     assert billing["payment_method"]["last4"] == "4242"
     assert billing["invoices"]["data"], "the demo customer's invoices arrived by webhook"
     assert billing["actions"]["subscription_update"] is True
+    # The demo catalog's Pro includes three features; their names came from Stripe once.
+    assert billing["features"] == [
+        {"lookup_key": "exports", "name": "CSV exports"},
+        {"lookup_key": "priority_support", "name": "Priority support"},
+        {"lookup_key": "projects", "name": "Unlimited projects"},
+    ]
     receipt = requests.get(billing["invoices"]["data"][0]["hosted_invoice_url"], timeout=5)
     assert receipt.status_code == 200, "the page's invoice link opens the hosted invoice"
     assert "Pro x 1" in receipt.text

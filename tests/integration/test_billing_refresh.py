@@ -55,6 +55,7 @@ def test_a_subscription_whose_webhook_has_not_arrived_shows_at_once(shop: Accoun
             f"GET /v1/customers/{customer}",
             f"GET /v1/customers/{customer}/payment_methods",
             "GET /v1/subscriptions",
+            "GET /v1/entitlements/active_entitlements",
         ]
     )
     # Stored, not only answered: GET /billing (no Stripe call) shows the same.
@@ -135,4 +136,4 @@ def test_a_tie_with_an_event_of_the_second_before_needs_no_second_fetch(
 
     assert refresh().status == 200
 
-    assert len(stripe_calls(shop)) == 3, stripe_calls(shop)  # no re-fetch of each object
+    assert len(stripe_calls(shop)) == 4, stripe_calls(shop)  # no re-fetch of each object

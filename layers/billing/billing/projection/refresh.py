@@ -1,12 +1,13 @@
 """``POST /billing/refresh``: one customer's billing state read from Stripe now.
 
 For the moment a browser comes back from Checkout or the portal before the webhook
-does. The customer, its payment methods and its subscriptions are fetched (three
-Stripe calls) and stored through the webhook's versioned, exactly-once writes with
-the version ``now - 1``, exactly as the backfill does for every customer: an event
-created after the fetch still wins, a fetched state wins over older events, and a
-repeated refresh changes nothing. Rate-limited per user by the caller
-(``BillingStore.claim_refresh``), since each one costs Stripe calls.
+does. The customer, its payment methods, its subscriptions and its active
+entitlements (the plan's features) are fetched (four Stripe calls) and stored through
+the webhook's versioned, exactly-once writes with the version ``now - 1``, exactly as
+the backfill does for every customer: an event created after the fetch still wins, a
+fetched state wins over older events, and a repeated refresh changes nothing.
+Rate-limited per user by the caller (``BillingStore.claim_refresh``), since each one
+costs Stripe calls.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import stripe
 
 from billing.core.errors import CustomerMissing
-from billing.projection.intake import WebhookProcessor
+from billing.projection.intake import WebhookProcessor, active_entitlements
 from billing.projection.records import Kind
 from billing.stripe_api.client import stripe_errors
 
@@ -53,6 +54,7 @@ class CustomerRefresh:
             (Kind.CUSTOMER, customer),
             *((Kind.PAYMENT_METHOD, m.to_dict()) for m in methods.data),
             *((Kind.SUBSCRIPTION, s.to_dict()) for s in subscriptions.data),
+            (Kind.ENTITLEMENTS, active_entitlements(self.client, customer_id)),
         ]
         applied = 0
         for kind, obj in objects:
@@ -60,7 +62,7 @@ class CustomerRefresh:
                 kind,
                 obj,
                 version=now - 1,
-                source=f"evt_refresh_{now}_{obj['id']}",
+                source=f"evt_refresh_{now}_{obj.get('id') or 'entitlements'}",
                 # Fetched during the second `now`: an event of the second before is
                 # older than what was fetched, so a tie needs no re-fetch.
                 fetched_after_version=True,
