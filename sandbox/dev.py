@@ -72,6 +72,7 @@ from billing.stripe_api.client import STRIPE_API_VERSION
 from functions.backfill.app import run_backfill
 from sandbox.cloudformation import (
     TEMPLATE,
+    CustomResourceAnswer,
     CustomResourceFailed,
     LocalStack,
     create_billing_table,
@@ -83,7 +84,7 @@ from sandbox.cloudformation import (
 from sandbox.fast_moto import fast_dynamodb
 from sandbox.gateway import LocalGateway, LocalIdentityProvider, PortInUse, serve
 from sandbox.queues import SqsEventSource, create_queue
-from sandbox.seed import CATALOG, DEMO_EMAIL, DEMO_USER, ensure_catalog, ensure_demo_customer
+from sandbox.seed import DEMO_EMAIL, DEMO_USER, ensure_catalog, ensure_demo_customer
 from sandbox.stripe_standin.server import DEFAULT_API_KEY, StripeStandIn
 
 STACK_NAME = "billing-portal-local"
@@ -213,18 +214,13 @@ def local_deployment(
         client = stripe.StripeClient(
             api_key, stripe_version=STRIPE_API_VERSION, base_addresses={"api": api_base}
         )
-        prices = ensure_catalog(client)
-
         gateway_url = f"http://{host}:{port}"
-        parameters = {
-            "JwtIssuer": f"{gateway_url}/_dev",
-            "JwtAudience": "billing-portal-local",
-            "AllowedOrigins": f"{gateway_url},http://localhost:{port}",
-            "DefaultReturnUrl": f"{gateway_url}/",
-            "PlanLookupKeys": ",".join(CATALOG),
-            "PortalHeadline": "Acme Cloud: manage your plan",
-            **(parameter_overrides or {}),
-        }
+        parameters = _parameters(gateway_url, port, parameter_overrides or {})
+        if external is not None:
+            # A developer's own account may already hold the demo prices (made by earlier
+            # runs or by hand): they are completed, not re-made, and sold by lookup key,
+            # as a deployment that sets PlanLookupKeys sells Dashboard prices.
+            parameters.setdefault("PlanLookupKeys", ",".join(ensure_catalog(client)))
         stack = LocalStack(sam_translate(load_template()), STACK_NAME, parameters=dict(parameters))
         _create_aws_resources(stack, api_key)
         os.environ.update(
@@ -234,6 +230,7 @@ def local_deployment(
             POWERTOOLS_SERVICE_NAME="billing-portal-local",
         )
 
+        _provision_catalog(stack)
         config_properties = stack.resolve(stack.resource("PortalConfiguration")["Properties"])
         config = run_custom_resource(
             handler_of("functions.portal_config.app"),
@@ -241,8 +238,7 @@ def local_deployment(
             logical_id="PortalConfiguration",
             properties=config_properties,
         )
-        stack.refs["PortalConfiguration"] = config.physical_resource_id
-        stack.attributes["PortalConfiguration"] = config.data
+        _answered(stack, "PortalConfiguration", config)
         if external is not None:
             # A real account keeps what make dev creates: leave no active configuration behind.
             running.callback(
@@ -282,14 +278,14 @@ def local_deployment(
             # as Stripe's "resend" (or make backfill) would.
             for event in client.v1.events.list({"limit": 100}).data:
                 standin.redeliver(event.id)
-            demo_customer_id = ensure_demo_customer(client, prices)
+            demo_customer_id = ensure_demo_customer(client, _prices(client, stack))
             standin.wait_idle(timeout=30)
         elif external is not None:
             # `stripe listen` stands in for the endpoint: no resource to register.
             endpoint_id = "stripe-listen"
             status.webhook_secret = external.webhook_secret
             _store_signing_secret(stack.refs["WebhookSigningSecret"], status.webhook_secret)
-            demo_customer_id = ensure_demo_customer(client, prices)
+            demo_customer_id = ensure_demo_customer(client, _prices(client, stack))
             # The local table starts empty; the account may hold earlier runs' state.
             run_backfill(get_backfill_settings(), replay=False)
         status.ready = ready_on_start
@@ -400,6 +396,48 @@ def _start_catalog_fanout(stack: LocalStack) -> SqsEventSource:
     )
     source.start()
     return source
+
+
+def _parameters(gateway_url: str, port: int, overrides: Mapping[str, str]) -> dict[str, str]:
+    """The template parameters of the local stack: the gateway's own URLs, then overrides."""
+    return {
+        "JwtIssuer": f"{gateway_url}/_dev",
+        "JwtAudience": "billing-portal-local",
+        "AllowedOrigins": f"{gateway_url},http://localhost:{port}",
+        "DefaultReturnUrl": f"{gateway_url}/",
+        "PortalHeadline": "Acme Cloud: manage your plan",
+        **overrides,
+    }
+
+
+def _provision_catalog(stack: LocalStack) -> None:
+    """``Custom::StripeCatalog``, run as CloudFormation runs it, when the template's
+    catalog is the one on sale (``PlanLookupKeys`` left empty)."""
+    if not stack.condition("ManagesCatalog"):
+        return
+    answer = run_custom_resource(
+        handler_of("functions.catalog.app"),
+        stack=stack,
+        logical_id="StripeCatalog",
+        properties=stack.resolve(stack.resource("StripeCatalog")["Properties"]),
+    )
+    _answered(stack, "StripeCatalog", answer)
+
+
+def _answered(stack: LocalStack, logical_id: str, answer: CustomResourceAnswer) -> None:
+    """What a custom resource answered, as its ``Ref`` and attributes."""
+    stack.refs[logical_id] = answer.physical_resource_id
+    stack.attributes[logical_id] = answer.data
+
+
+def _prices(client: stripe.StripeClient, stack: LocalStack) -> dict[str, str]:
+    """Price ids of the plans on sale, by lookup key."""
+    keys = [k for k in stack.environment("BillingFunction")["PLAN_LOOKUP_KEYS"].split(",") if k]
+    prices: dict[str, str] = {}
+    for start in range(0, len(keys), 10):
+        listed = client.v1.prices.list({"lookup_keys": keys[start : start + 10], "limit": 10})
+        prices.update({p.lookup_key: p.id for p in listed.data if p.lookup_key and p.active})
+    return prices
 
 
 def _start_standin(host: str, port: int, running: ExitStack) -> StripeStandIn:

@@ -1,37 +1,34 @@
-"""The demo data of ``make dev``: a catalog named by lookup key and one subscribed customer."""
+"""The demo data of ``make dev``: the template's catalog, and one subscribed customer."""
 
 from __future__ import annotations
 
 import stripe
 
+from billing.provisioning.catalog import CatalogSpec, parse_catalog
+from sandbox.cloudformation import load_template
+
+
+def _declared_catalog() -> CatalogSpec:
+    """The catalog ``template.yaml`` declares in its ``StripeCatalog`` resource."""
+    properties = dict(load_template()["Resources"]["StripeCatalog"]["Properties"])
+    properties["Catalog"] = "make-dev"  # !Ref AWS::StackName, resolved when it runs
+    return parse_catalog(properties)
+
+
+_DECLARED = _declared_catalog()
+# The demo catalog is the template's, so the offline sandbox (which provisions it through
+# Custom::StripeCatalog) and a developer's own account (completed below) sell the same.
 # lookup key -> (product, amount in cents, interval)
 CATALOG: dict[str, tuple[str, int, str]] = {
-    "basic_monthly": ("Basic", 900, "month"),
-    "basic_yearly": ("Basic", 9000, "year"),
-    "pro_monthly": ("Pro", 2900, "month"),
-    "pro_yearly": ("Pro", 29000, "year"),
-    "enterprise_monthly": ("Enterprise", 9900, "month"),
-    "enterprise_yearly": ("Enterprise", 99000, "year"),
+    price.lookup_key: (product.name, price.unit_amount, price.interval)
+    for product in _DECLARED.products
+    for price in product.prices
 }
 # What each product says of itself on a pricing table (GET /plans shows it).
-DESCRIPTIONS = {
-    "Basic": "For one person getting started",
-    "Pro": "For growing teams: more projects, priority support",
-    "Enterprise": "For organisations: SSO, audit logs, an account manager",
-}
+DESCRIPTIONS = {product.name: product.description for product in _DECLARED.products}
 # Entitlement features (lookup key -> name) and what each product includes.
-FEATURES = {
-    "projects": "Unlimited projects",
-    "exports": "CSV exports",
-    "priority_support": "Priority support",
-    "sso": "Single sign-on",
-    "audit_log": "Audit log",
-}
-PRODUCT_FEATURES = {
-    "Basic": ["projects"],
-    "Pro": ["projects", "exports", "priority_support"],
-    "Enterprise": ["projects", "exports", "priority_support", "sso", "audit_log"],
-}
+FEATURES = {feature.lookup_key: feature.name for feature in _DECLARED.features}
+PRODUCT_FEATURES = {product.name: list(product.features) for product in _DECLARED.products}
 DEMO_USER = "demo-user"
 DEMO_EMAIL = "demo@example.com"
 DEMO_PLAN = "pro_monthly"

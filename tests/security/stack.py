@@ -230,6 +230,7 @@ STRIPE_CALLERS = frozenset(
         "BackfillFunction",
         "PortalConfigFunction",
         "WebhookEndpointFunction",
+        "CatalogFunction",
     }
 )
 TABLE_WRITERS = frozenset(
