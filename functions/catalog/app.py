@@ -23,13 +23,46 @@ resource: ResourceHandler | None = None
 init_error: Exception | None = None
 margin_seconds = 5.0
 try:
-    from billing.aws.settings import get_provisioning_settings
-    from billing.provisioning.catalog_resource import StripeCatalogResource
+    import time
+
+    import stripe
+
+    from billing.aws.settings import get_backfill_settings, get_provisioning_settings
+    from billing.projection.catalog_fanout import announcer
+    from billing.projection.intake import WebhookProcessor
+    from billing.projection.records import Kind
+    from billing.provisioning.catalog_resource import StripeCatalogResource, catalog_objects
+    from billing.store.table import store_for_table
     from billing.stripe_api.client import get_stripe_client
 
     settings = get_provisioning_settings()
+    projection = get_backfill_settings()
     margin_seconds = settings.answer_margin_seconds
-    resource = StripeCatalogResource(lambda: get_stripe_client(settings))
+
+    def publish(client: stripe.StripeClient, catalog: str) -> None:
+        """The catalog into the table as the backfill stores objects: so ``GET /plans``
+        and the features' names are right after the first deploy, whose catalog Stripe
+        announced before the webhook endpoint existed."""
+        store = store_for_table(projection.table_name)
+        processor = WebhookProcessor(
+            settings=projection,
+            store=store,
+            stripe_client=lambda: client,
+            announce=announcer(store, projection.catalog_fanout_queue_url),
+        )
+        now = int(time.time())
+        products, prices, features = catalog_objects(client, catalog)
+        for kind, objects in (
+            (Kind.PRODUCT, products),
+            (Kind.PRICE, prices),
+            (Kind.FEATURE, features),
+        ):
+            for obj in objects:
+                processor.apply_object(
+                    kind, obj, version=now - 1, source=f"evt_catalog_{now}_{obj['id']}"
+                )
+
+    resource = StripeCatalogResource(lambda: get_stripe_client(settings), publish)
 except Exception as error:  # answered FAILED on the first request, not left hanging
     logger.exception("Initialisation failed")
     init_error = error

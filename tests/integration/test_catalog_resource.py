@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 from sandbox.cloudformation import ResponseReceiver
+from tests.conftest import TABLE
 from tests.support.cloudformation import DeadlineContext, cfn_event, fresh_module, sample_event
 from tests.support.stripe_seed import Account
+from tests.support.webhooks import table_items
 
 PHYSICAL = "stripe-catalog:billing-portal-dev"
 
@@ -251,3 +253,23 @@ def test_delete_archives_what_it_made_and_a_second_delete_succeeds(
     assert account.client.v1.entitlements.features.list().data == []
     # The seed's catalog (made elsewhere) is still on sale.
     assert prices_by_key(account)["basic_monthly"].active is True
+
+
+def test_the_catalog_is_in_the_table_after_the_deploy_that_made_it(
+    function: ModuleType, receiver: ResponseReceiver, account: Account
+) -> None:
+    # A first deploy makes the catalog before the webhook endpoint exists, so Stripe's
+    # product and price events never reach the table: the resource stores them itself.
+    answer = deploy(function, receiver)
+    assert answer["Status"] == "SUCCESS", answer.get("Reason")
+
+    catalog = {item["sk"]["S"]: item for item in table_items(TABLE) if item["pk"]["S"] == "CATALOG"}
+    assert {"PRICE#solo_monthly", "PRICE#team_monthly", "PRICE#team_yearly"} <= set(catalog)
+    names = sorted(i["name"]["S"] for sk, i in catalog.items() if sk.startswith("PRODUCT#"))
+    assert names == ["Solo", "Team"]
+    features = {
+        i["lookup_key"]["S"]: i["name"]["S"]
+        for sk, i in catalog.items()
+        if sk.startswith("FEATURE#")
+    }
+    assert features == {"team_exports": "CSV exports", "team_sso": "Single sign-on"}

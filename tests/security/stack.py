@@ -234,7 +234,13 @@ STRIPE_CALLERS = frozenset(
     }
 )
 TABLE_WRITERS = frozenset(
-    {"PortalSessionFunction", "WebhookFunction", "BackfillFunction", "CatalogFanoutFunction"}
+    {
+        "PortalSessionFunction",
+        "WebhookFunction",
+        "BackfillFunction",
+        "CatalogFanoutFunction",
+        "CatalogFunction",
+    }
 )
 # Who may put catalog changes on the fan-out queue, and who consumes it.
 FANOUT_SENDERS = frozenset({"WebhookFunction", "BackfillFunction", "CatalogFanoutFunction"})

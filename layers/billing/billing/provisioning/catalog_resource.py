@@ -53,11 +53,19 @@ _LOOKUP_KEYS_PER_LIST = 10
 PHYSICAL_PREFIX = "stripe-catalog:"
 
 
+# Stores what the catalog holds in Stripe now (its raw products, prices and features) in
+# the stack's table, as the backfill would (``publish_catalog``).
+Publisher = Callable[[stripe.StripeClient, str], None]
+
+
 class StripeCatalogResource:
     """Make Stripe hold the declared catalog; archive it on Delete."""
 
-    def __init__(self, stripe_client: StripeClientFactory) -> None:
+    def __init__(
+        self, stripe_client: StripeClientFactory, publish: Publisher | None = None
+    ) -> None:
         self._stripe_client = stripe_client
+        self._publish = publish
 
     def create(self, request: CloudFormationCustomResourceEvent) -> Provisioned:
         return self._apply(request)
@@ -74,6 +82,8 @@ class StripeCatalogResource:
         state = read_catalog(client, catalog, lookup_keys=(), feature_keys=())
         writes = plan_removal(catalog, state)
         run_writes(client, writes, key=lambda write: "")
+        if writes and self._publish is not None:
+            self._publish(client, catalog)
         logger.info("Catalog archived", extra={"catalog": catalog, "writes": len(writes)})
 
     def _apply(self, request: CloudFormationCustomResourceEvent) -> Provisioned:
@@ -104,6 +114,10 @@ class StripeCatalogResource:
             )
 
         created = run_writes(client, plan.writes, key=key)
+        if self._publish is not None:
+            # Also when nothing changed: a new table, or events Stripe sent before the
+            # webhook endpoint existed (a first deploy creates the catalog first).
+            self._publish(client, spec.catalog)
         changed = sorted({created.get(p, p) for p in plan.feature_changes})
         logger.info(
             "Catalog applied",
@@ -113,6 +127,23 @@ class StripeCatalogResource:
             f"{PHYSICAL_PREFIX}{spec.catalog}",
             {"LookupKeys": ",".join(spec.lookup_keys()), "FeatureChanges": ",".join(changed)},
         )
+
+
+def catalog_objects(
+    client: stripe.StripeClient, catalog: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The catalog's products, their prices and its features, as Stripe returns them."""
+    api = client.v1
+    with stripe_step("read the catalog back"):
+        products = [p for p in _all(api.products.list, {}) if owned(_metadata(p), catalog)]
+        prices = [price for p in products for price in _all(api.prices.list, {"product": p["id"]})]
+        features = [
+            f
+            for archived in (False, True)
+            for f in _all(api.entitlements.features.list, {"archived": archived})
+            if owned(_metadata(f), catalog)
+        ]
+    return products, prices, features
 
 
 def run_writes(
