@@ -10,6 +10,8 @@ Counted budgets (exact, no timing; ``make test`` runs them):
 - ``customer.deleted``: at most 5 DynamoDB requests besides one ``BatchWriteItem`` per
   25 invoices (the retirement, then the purge of the customer's records), no Stripe call;
 - confirm-plan session once the customer exists: exactly 1 Stripe call;
+- ``Custom::StripeCatalog`` deployed again with an unchanged declaration: no Stripe
+  write (only the reads that compare it with Stripe);
 - a product renamed with N subscribers: the webhook keeps its 2 requests (it only
   announces the change), and the fan-out makes at most N ``UpdateItem`` plus one
   ``Query`` per 100 subscribers (``N + ⌊N/100⌋ + 1``), no Stripe call.
@@ -164,6 +166,15 @@ def counted_verdicts(counts: Counts) -> list[Verdict]:
             "customers.update + subscriptions.list, nothing on redelivery",
             f"{described(setup.first.stripe)}; redelivered {described(setup.again.stripe)}",
             setup.first.stripe == SETUP_INTENT_CALLS and not setup.again.stripe,
+        )
+    )
+    unchanged = counts.find("catalog.unchanged")
+    stripe_writes = [c for c in unchanged.stripe if not c.startswith("GET ")]
+    verdicts.append(
+        Verdict(
+            "Custom::StripeCatalog deployed again unchanged: 0 Stripe writes",
+            described(tuple(stripe_writes)),
+            not stripe_writes,
         )
     )
     refetch = counts.find("webhook.same_second")

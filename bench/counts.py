@@ -24,7 +24,9 @@ import stripe
 from bench.stack import TABLE, Stack
 from billing.projection.registry import HANDLED_EVENT_TYPES, REGISTRY, Fold
 from billing.store.keys import CATALOG, price_sort_key
+from sandbox.cloudformation import ResponseReceiver
 from tests.support import portal
+from tests.support.cloudformation import DeadlineContext
 from tests.support.lambda_context import HttpResult
 from tests.support.portal import STRIPE_ID
 from tests.support.stripe_seed import PLANS
@@ -88,9 +90,11 @@ class Counts:
     webhook_paths: tuple[Count, ...]
     snapshot_imports_stripe: bool
     fanouts: tuple[FanoutCount, ...] = ()
+    # Deploy-time provisioning: Custom::StripeCatalog, first and unchanged.
+    deploys: tuple[Count, ...] = ()
 
     def find(self, key: str) -> Count:
-        for count in (*self.snapshots, *self.sessions, *self.webhook_paths):
+        for count in (*self.snapshots, *self.sessions, *self.webhook_paths, *self.deploys):
             if count.key == key:
                 return count
         raise KeyError(key)
@@ -106,6 +110,7 @@ def measure_counts(stack: Stack) -> Counts:
         webhook_paths=_webhook_paths(stack),
         snapshot_imports_stripe=snapshot_imports_stripe(),
         fanouts=tuple(_catalog_fanout(stack, n) for n in FANOUT_SUBSCRIBERS),
+        deploys=_catalog_deploys(stack),
     )
 
 
@@ -622,3 +627,43 @@ def imports_after_one_request(
     if answer["status"] != 200:
         raise ScenarioFailed(f"{event_name} in a fresh interpreter answered {answer['status']}")
     return frozenset(answer["loaded"])
+
+
+# --- deploy-time provisioning -------------------------------------------------------------
+
+
+def _catalog_deploys(stack: Stack) -> tuple[Count, ...]:
+    """``Custom::StripeCatalog`` with the sample declaration: its first deploy, then the
+    same declaration deployed again (what every ``sam deploy`` that leaves it alone does)."""
+    from functions.catalog import app as catalog_function  # noqa: PLC0415 - reads the env
+
+    event = json.loads((ROOT / "events" / "catalog" / "create.json").read_text())
+
+    def deploy(request_type: str) -> str:
+        receiver = ResponseReceiver().start()
+        try:
+            request = {**event, "RequestType": request_type, "ResponseURL": receiver.url("r")}
+            if request_type == "Update":
+                request["PhysicalResourceId"] = "stripe-catalog:billing-portal-dev"
+            context: Any = DeadlineContext(seconds=60)
+            catalog_function.lambda_handler(request, context)
+            (answer,) = receiver.answers
+            return str(answer.body["Status"])
+        finally:
+            receiver.stop()
+
+    first = count(
+        stack,
+        "catalog.first",
+        "Custom::StripeCatalog, first deploy (2 products, 3 prices, 2 features)",
+        lambda: deploy("Create"),
+        expect="SUCCESS",
+    )
+    again = count(
+        stack,
+        "catalog.unchanged",
+        "Custom::StripeCatalog, deployed again unchanged",
+        lambda: deploy("Update"),
+        expect="SUCCESS",
+    )
+    return first, again

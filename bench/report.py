@@ -145,6 +145,21 @@ def _requests(counts: Counts) -> list[str]:
         "Bound: N `UpdateItem` + ⌊N/100⌋ + 1 `Query` for N subscribers (a page of the "
         "subscriber index is 100), and one `GetItem` and one SQS message per fan-out "
         "invocation, each of which hands the rest on 30 s before its 300 s timeout.",
+        "",
+        "### Deploy-time provisioning: `Custom::StripeCatalog`",
+        "",
+        *_table(
+            ("deploy", "Stripe calls", "of which writes", "DynamoDB requests"),
+            [
+                (
+                    c.operation,
+                    _tally(c.stripe),
+                    str(sum(not call.startswith("GET ") for call in c.stripe)),
+                    str(len(c.dynamodb)),
+                )
+                for c in counts.deploys
+            ],
+        ),
     ]
 
 

@@ -77,6 +77,10 @@ def within_budget() -> Counts:
         ),
         snapshot_imports_stripe=False,
         fanouts=(fanout(10, queries=1), fanout(101, queries=2)),
+        deploys=(
+            count("catalog.first", (), ("GET /v1/products", "POST /v1/products")),
+            count("catalog.unchanged", (), ("GET /v1/products", "GET /v1/prices")),
+        ),
     )
 
 
@@ -105,6 +109,7 @@ def replaced(counts: Counts, key: str, **changes: Any) -> Counts:
         snapshots=swap(counts.snapshots),
         sessions=swap(counts.sessions),
         webhook_paths=swap(counts.webhook_paths),
+        deploys=swap(counts.deploys),
     )
 
 
@@ -125,7 +130,7 @@ def failed(verdicts: list[Verdict]) -> list[Verdict]:
 def test_the_measured_design_keeps_every_counted_budget() -> None:
     verdicts = counted_verdicts(within_budget())
     assert failed(verdicts) == []
-    assert len(verdicts) == 22
+    assert len(verdicts) == 23
 
 
 @pytest.mark.parametrize(
@@ -216,6 +221,15 @@ def test_the_measured_design_keeps_every_counted_budget() -> None:
             lambda c: replaced(c, "session.checkout_again", stripe=CHECKOUT_CALL),
             "the same checkout again",
             "1 (POST /v1/checkout/sessions)",
+        ),
+        (
+            lambda c: replaced(
+                c,
+                "catalog.unchanged",
+                stripe=("GET /v1/products", "POST /v1/products/{id}"),
+            ),
+            "Custom::StripeCatalog deployed again unchanged",
+            "1 (POST /v1/products/{id})",
         ),
         (
             lambda c: replaced(c, "session.refresh", stripe=(*REFRESH_CALLS, "GET /v1/invoices")),
