@@ -29,7 +29,7 @@ try:
 
     from billing.aws.settings import get_backfill_settings, get_provisioning_settings
     from billing.projection.catalog_fanout import announcer
-    from billing.projection.intake import WebhookProcessor
+    from billing.projection.intake import WebhookProcessor, product_features
     from billing.projection.records import Kind
     from billing.provisioning.catalog_resource import StripeCatalogResource, catalog_objects
     from billing.store.table import store_for_table
@@ -52,15 +52,16 @@ try:
         )
         now = int(time.time())
         products, prices, features = catalog_objects(client, catalog)
+        attached = [product_features(client, product["id"]) for product in products]
         for kind, objects in (
             (Kind.PRODUCT, products),
             (Kind.PRICE, prices),
             (Kind.FEATURE, features),
+            (Kind.PRODUCT_FEATURES, attached),
         ):
             for obj in objects:
-                processor.apply_object(
-                    kind, obj, version=now - 1, source=f"evt_catalog_{now}_{obj['id']}"
-                )
+                source = f"evt_catalog_{now}_{kind.value}_{obj['id']}"
+                processor.apply_object(kind, obj, version=now - 1, source=source)
 
     resource = StripeCatalogResource(lambda: get_stripe_client(settings), publish)
 except Exception as error:  # answered FAILED on the first request, not left hanging

@@ -90,6 +90,10 @@ def test_a_free_user_subscribes_from_the_plan_list(page: Page, local_stack: Loca
     offer = page.get_by_test_id("offer-pro_monthly")
     expect(offer).to_contain_text("Pro")
     expect(offer).to_contain_text("$29.00 / month")
+    # What the plan includes, from GET /plans (the catalog's features).
+    expect(page.get_by_test_id("includes-pro_monthly").locator("li")).to_have_text(
+        ["CSV exports", "Priority support", "Unlimited projects"]
+    )
 
     page.get_by_test_id("subscribe-pro_monthly").click()
     expect(page.get_by_test_id("checkout-line")).to_contain_text("Pro x 1: $29.00 per month")

@@ -273,3 +273,11 @@ def test_the_catalog_is_in_the_table_after_the_deploy_that_made_it(
         if sk.startswith("FEATURE#")
     }
     assert features == {"team_exports": "CSV exports", "team_sso": "Single sign-on"}
+    ids = {
+        i["lookup_key"]["S"]: sk.removeprefix("FEATURE#")
+        for sk, i in catalog.items()
+        if sk.startswith("FEATURE#")
+    }
+    team = next(p for p in ours(account) if p.metadata["catalog_key"] == "team")
+    attached = catalog[f"PRODUCTFEATURES#{team.id}"]["features"]["L"]
+    assert sorted(a["S"] for a in attached) == sorted(ids.values())

@@ -3,11 +3,14 @@ webhooks keep in DynamoDB: public, cacheable, no Stripe call, no Stripe ids."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from billing.aws.settings import get_backfill_settings
+from functions.backfill.app import run_backfill
 from functions.billing.app import lambda_handler
 from tests.conftest import forget_cached_clients
 from tests.support.events import http_event
@@ -60,6 +63,7 @@ def test_a_visitor_sees_the_offered_plans_in_the_deployments_order(shop: Account
                 "interval": "month",
                 "interval_count": 1,
                 "trial_days": 14,
+                "features": [],
             },
             {
                 "plan": "basic_monthly",
@@ -70,6 +74,7 @@ def test_a_visitor_sees_the_offered_plans_in_the_deployments_order(shop: Account
                 "interval": "month",
                 "interval_count": 1,
                 "trial_days": 14,
+                "features": [],
             },
             {
                 "plan": "pro_yearly",
@@ -80,6 +85,7 @@ def test_a_visitor_sees_the_offered_plans_in_the_deployments_order(shop: Account
                 "interval": "year",
                 "interval_count": 1,
                 "trial_days": 14,
+                "features": [],
             },
         ]
     }
@@ -148,3 +154,26 @@ def test_a_deployment_that_sells_nothing_lists_nothing(
     forget_cached_clients()
 
     assert plans().body == {"data": []}
+
+
+def test_each_plan_lists_the_features_its_product_includes(shop: Account) -> None:
+    api = shop.client.v1
+    exports = api.entitlements.features.create({"lookup_key": "exports", "name": "CSV exports"})
+    sso = api.entitlements.features.create({"lookup_key": "sso", "name": "Single sign-on"})
+    legacy = api.entitlements.features.create({"lookup_key": "legacy", "name": "Old thing"})
+    for feature in (exports, sso, legacy):
+        api.products.features.create(shop.products["Pro"], {"entitlement_feature": feature.id})
+    api.products.features.create(shop.products["Basic"], {"entitlement_feature": exports.id})
+    api.entitlements.features.update(legacy.id, {"active": False})  # archived: not shown
+    # Stripe sends no event for features: the backfill (or the catalog resource) stores them.
+    run_backfill(get_backfill_settings(), replay=False, now=time.time() + 2)
+    shop.clear_requests_log()
+
+    offered = {plan["plan"]: plan["features"] for plan in plans().body["data"]}
+
+    both = [
+        {"lookup_key": "exports", "name": "CSV exports"},
+        {"lookup_key": "sso", "name": "Single sign-on"},
+    ]
+    assert offered == {"pro_monthly": both, "basic_monthly": both[:1], "pro_yearly": both}
+    assert shop.requests_log() == []

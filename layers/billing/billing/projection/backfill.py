@@ -28,7 +28,7 @@ import stripe
 from aws_lambda_powertools import Logger
 
 from billing.projection.fold import StripeEvent
-from billing.projection.intake import WebhookProcessor, active_entitlements
+from billing.projection.intake import WebhookProcessor, active_entitlements, product_features
 from billing.projection.records import Kind
 from billing.projection.registry import handled_type
 from billing.stripe_api.client import stripe_errors
@@ -71,11 +71,17 @@ class Backfill:
             (Kind.INVOICE, "invoices.list", api.invoices.list, {}),
         ]
         customers: list[str] = []
+        products: list[str] = []
         for kind, operation, list_call, params in sources:
             for obj in self._all(operation, list_call, params):
                 if kind is Kind.CUSTOMER:
                     customers.append(obj["id"])
+                elif kind is Kind.PRODUCT:
+                    products.append(obj["id"])
                 self._apply(report, kind, obj, version, started)
+        for product_id in products:  # Stripe sends no event when a feature is attached
+            attached = product_features(self.client, product_id)
+            self._apply(report, Kind.PRODUCT_FEATURES, attached, version, started)
         for customer_id in customers:
             list_methods = partial(api.customers.payment_methods.list, customer_id)
             for method in self._all("customers.payment_methods.list", list_methods, {}):
@@ -92,7 +98,11 @@ class Backfill:
     ) -> None:
         # A summary has no id of its own: it is named after its customer (and kind, as the
         # customer object itself is stored under the customer's id).
-        name = obj.get("id") or f"entitlements_{obj['customer']}"
+        name = (
+            f"{kind.value}_{obj['id']}"
+            if kind is Kind.PRODUCT_FEATURES
+            else (obj.get("id") or f"entitlements_{obj['customer']}")
+        )
         source = f"evt_backfill_{run}_{name}"
         report.add(
             kind.value, self.processor.apply_object(kind, obj, version=version, source=source)

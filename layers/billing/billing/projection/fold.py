@@ -45,6 +45,7 @@ from billing.projection.records import (
     Kind,
     PaymentMethodRecord,
     PriceRecord,
+    ProductFeaturesRecord,
     ProductRecord,
     Record,
     SubscriptionRecord,
@@ -327,6 +328,14 @@ def feature_record(obj: Mapping[str, Any], *, deleted: bool = False) -> FeatureR
     )
 
 
+def product_features_record(obj: Mapping[str, Any]) -> ProductFeaturesRecord:
+    """``{"id": <product>, "features": [<feature id>, ...]}``: what the catalog resource and
+    the backfill read of a product's attached features."""
+    features = obj.get("features")
+    ids = {_id(entry) for entry in features} if isinstance(features, list) else set()
+    return ProductFeaturesRecord(features=tuple(sorted(f for f in ids if f)))
+
+
 def _required_id(obj: Mapping[str, Any], field: str) -> str:
     value = _id(obj.get(field))
     if value is None:
@@ -391,7 +400,7 @@ class Change:
     @property
     def belongs_to_customer(self) -> bool:
         """Whether the object is kept in a user's partition (routed by its customer)."""
-        return self.kind not in (Kind.PRICE, Kind.PRODUCT, Kind.FEATURE)
+        return self.kind not in (Kind.PRICE, Kind.PRODUCT, Kind.FEATURE, Kind.PRODUCT_FEATURES)
 
     def record(
         self,
@@ -409,6 +418,7 @@ class Change:
             Kind.PRODUCT: lambda: product_record(obj, deleted=deleted),
             Kind.ENTITLEMENTS: lambda: entitlements_record(obj, products.features),
             Kind.FEATURE: lambda: feature_record(obj, deleted=deleted),
+            Kind.PRODUCT_FEATURES: lambda: product_features_record(obj),
         }
         return build[self.kind]()
 
@@ -445,7 +455,7 @@ def change_from_object(
         case Kind.PAYMENT_METHOD:
             # A detached method has customer null; the old one is in previous_attributes.
             customer = _id(obj.get("customer")) or _id(_map(previous).get("customer"))
-        case Kind.PRICE | Kind.PRODUCT | Kind.FEATURE:
+        case Kind.PRICE | Kind.PRODUCT | Kind.FEATURE | Kind.PRODUCT_FEATURES:
             customer = None
         case _:
             customer = _id(obj.get("customer"))

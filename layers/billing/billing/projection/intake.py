@@ -52,6 +52,7 @@ from billing.store.keys import (
     invoice_sort_key,
     price_record_key,
     price_sort_key,
+    product_features_sort_key,
     product_sort_key,
     slot_attribute,
     user_key,
@@ -385,6 +386,8 @@ class WebhookProcessor:
                 return Slot(CATALOG, product_sort_key(change.object_id))
             case Kind.FEATURE:
                 return Slot(CATALOG, feature_sort_key(change.object_id))
+            case Kind.PRODUCT_FEATURES:
+                return Slot(CATALOG, product_features_sort_key(change.object_id))
 
     def _price_writes(
         self, event: StripeEvent, change: Change, slot: Slot, allow_equal: bool
@@ -484,6 +487,10 @@ class WebhookProcessor:
         if change.kind is Kind.ENTITLEMENTS:
             return change_from_object(
                 Kind.ENTITLEMENTS, active_entitlements(self.stripe_client(), change.object_id)
+            )
+        if change.kind is Kind.PRODUCT_FEATURES:
+            return change_from_object(
+                Kind.PRODUCT_FEATURES, product_features(self.stripe_client(), change.object_id)
             )
         retrieve: dict[Kind, Callable[[str], Any]] = {
             Kind.CUSTOMER: client.customers.retrieve,
@@ -588,6 +595,14 @@ def active_entitlements(client: stripe.StripeClient, customer_id: str) -> dict[s
         "customer": customer_id,
         "entitlements": {"object": "list", "data": data, "has_more": False},
     }
+
+
+def product_features(client: stripe.StripeClient, product_id: str) -> dict[str, Any]:
+    """The features attached to a product now, as ``{"id", "object", "features"}``."""
+    with stripe_errors("products.features.list"):
+        listed = client.v1.products.features.list(product_id, {"limit": 100})
+        ids = [attached.entitlement_feature.id for attached in listed.auto_paging_iter()]
+    return {"id": product_id, "object": "product_features", "features": ids}
 
 
 def catalog_copies(context: Context) -> CatalogCopies:

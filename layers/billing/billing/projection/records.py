@@ -33,6 +33,7 @@ class Kind(StrEnum):
     PRODUCT = "product"
     ENTITLEMENTS = "entitlements"  # a customer's active entitlements (one record each)
     FEATURE = "feature"  # an entitlement feature of the catalog: its name
+    PRODUCT_FEATURES = "product_features"  # the features attached to a product
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,6 +201,20 @@ class FeatureRecord(Record):
     name: str
     active: bool = True
     deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProductFeaturesRecord(Record):
+    """The features attached to a product (their ids), for a pricing table. Stripe sends no
+    event for an attachment: the catalog resource and the backfill write these."""
+
+    features: tuple[str, ...] = ()
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> Self:
+        features = tuple(str(f) for f in stored.get("features", ()))
+        # Not super(): a slots=True dataclass is a new class, which breaks its __class__ cell.
+        return super(ProductFeaturesRecord, cls).from_stored({**stored, "features": features})
 
 
 def _plain(value: Any) -> Any:

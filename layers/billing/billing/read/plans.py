@@ -9,8 +9,10 @@ Rules (also in docs/api.md):
   not hold, or whose price or product is archived, is left out (and named in the log:
   the catalog is filled by ``price.*``/``product.*`` events and ``make backfill``).
 - **Each plan**: the lookup key, the product's name and description, the price's
-  amount (smallest currency unit), currency, interval and interval count, and the
-  trial the deployment's Checkout grants (``CheckoutTrialDays``; null without one).
+  amount (smallest currency unit), currency, interval and interval count, the
+  trial the deployment's Checkout grants (``CheckoutTrialDays``; null without one), and
+  the features its product includes (lookup key and name, by lookup key; archived
+  features left out), which are the entitlements a subscriber gets.
 - No Stripe ids: a browser has no use for them, and Checkout takes the lookup key.
 """
 
@@ -24,6 +26,12 @@ from billing.store.writes import StoredCatalog
 
 
 @dataclass(frozen=True, slots=True)
+class PlanFeature:
+    lookup_key: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class PlanOffer:
     plan: str  # the lookup key: what POST /checkout-sessions takes as ``plan``
     name: str
@@ -33,6 +41,7 @@ class PlanOffer:
     interval: str | None
     interval_count: int | None
     trial_days: int | None
+    features: list[PlanFeature]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +78,16 @@ def offered_plans(
                 interval=price.interval,
                 interval_count=price.interval_count,
                 trial_days=trial_days or None,
+                features=_features(catalog, price.product_id),
             )
         )
     return Offered(PlanList(offers), tuple(missing))
+
+
+def _features(catalog: StoredCatalog, product_id: str) -> list[PlanFeature]:
+    stored = (catalog.features.get(f) for f in catalog.product_features.get(product_id, ()))
+    included = [PlanFeature(f.lookup_key, f.name) for f in stored if f and f.active]
+    return sorted(included, key=lambda feature: feature.lookup_key)
 
 
 def plans_json(plans: PlanList) -> str:

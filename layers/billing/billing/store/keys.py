@@ -54,6 +54,9 @@ pk                              sk                              item
                                                                 and name, ``v``, ``e`` (from the
                                                                 backfill or the catalog resource:
                                                                 Stripe sends no feature events).
+``CATALOG``                     ``PRODUCTFEATURES#<product>``   the ids of the features attached to
+                                                                the product (``GET /plans`` lists
+                                                                them), ``v``, ``e``.
 ``SUBSCRIBERS#<product_id>``    ``SUBSCRIPTION#<id>``           the product's subscriber index:
                                                                 ``{user_id, items: [{position,
                                                                 price}]}``, written with the
@@ -90,6 +93,7 @@ CATALOG = "CATALOG"
 PRICE_PREFIX = "PRICE#"
 PRODUCT_PREFIX = "PRODUCT#"
 FEATURE_PREFIX = "FEATURE#"
+PRODUCT_FEATURES_PREFIX = "PRODUCTFEATURES#"
 SNAPSHOT = "SNAPSHOT"
 INVOICE_PREFIX = "INVOICE#"
 EVENT = "EVENT"
@@ -132,6 +136,10 @@ def product_sort_key(product_id: str) -> str:
 
 def feature_sort_key(feature_id: str) -> str:
     return f"{FEATURE_PREFIX}{feature_id}"
+
+
+def product_features_sort_key(product_id: str) -> str:
+    return f"{PRODUCT_FEATURES_PREFIX}{product_id}"
 
 
 def price_record_key(price_id: str) -> str:

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from billing.aws.session import aws_session
 from billing.core.domain import CatalogPrice
 from billing.core.errors import Conflict, CustomerRetired, StorageBusy
-from billing.projection.records import Kind, ProductRecord
+from billing.projection.records import FeatureRecord, Kind, ProductFeaturesRecord, ProductRecord
 from billing.store.attributes import from_item, to_attribute
 from billing.store.keys import (
     CATALOG,
@@ -34,6 +34,7 @@ from billing.store.keys import (
     PRICE_PREFIX,
     PRICE_RECORD,
     PRICE_RECORD_PREFIX,
+    PRODUCT_FEATURES_PREFIX,
     PRODUCT_PREFIX,
     REFRESH,
     SNAPSHOT,
@@ -636,7 +637,8 @@ class BillingStore:
         return UserItems(snapshot, link, found, last["sk"]["S"] if last else None)
 
     def catalog(self) -> StoredCatalog:
-        """Every stored price (by lookup key) and product: one eventually consistent Query.
+        """Every stored price (by lookup key), product and feature, and each product's
+        features: one eventually consistent Query.
 
         The catalog partition holds one small item per product and per price with a lookup
         key, so it fits one Query page (1 MB) in any account we know of; a larger one is
@@ -657,6 +659,13 @@ class BillingStore:
                 elif sort_key.startswith(PRODUCT_PREFIX):
                     product = ProductRecord.from_stored(from_item(item))
                     catalog.products[sort_key.removeprefix(PRODUCT_PREFIX)] = product
+                elif sort_key.startswith(FEATURE_PREFIX):
+                    feature = FeatureRecord.from_stored(from_item(item))
+                    catalog.features[sort_key.removeprefix(FEATURE_PREFIX)] = feature
+                elif sort_key.startswith(PRODUCT_FEATURES_PREFIX):
+                    attached = ProductFeaturesRecord.from_stored(from_item(item))
+                    product_id = sort_key.removeprefix(PRODUCT_FEATURES_PREFIX)
+                    catalog.product_features[product_id] = attached.features
             last = response.get("LastEvaluatedKey")
             if not last:
                 return catalog

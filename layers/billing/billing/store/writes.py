@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
     from billing.core.domain import CatalogPrice
-    from billing.projection.records import ProductRecord
+    from billing.projection.records import FeatureRecord, ProductRecord
 
 
 @dataclass(frozen=True)
@@ -139,10 +139,13 @@ class Context:
 
 @dataclass(frozen=True)
 class StoredCatalog:
-    """The catalog partition as read: prices by lookup key, products by id."""
+    """The catalog partition as read: prices by lookup key, products by id, entitlement
+    features by id and the features attached to each product (by product id)."""
 
     prices: dict[str, CatalogPrice]
     products: dict[str, ProductRecord]
+    features: dict[str, FeatureRecord] = field(default_factory=dict)
+    product_features: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
