@@ -24,10 +24,12 @@ init_error: Exception | None = None
 margin_seconds = 5.0
 try:
     import time
+    from collections.abc import Sequence
 
     import stripe
 
     from billing.aws.settings import get_backfill_settings, get_provisioning_settings
+    from billing.projection.backfill import refresh_subscriber_entitlements
     from billing.projection.catalog_fanout import announcer
     from billing.projection.intake import WebhookProcessor, product_features
     from billing.projection.records import Kind
@@ -39,10 +41,13 @@ try:
     projection = get_backfill_settings()
     margin_seconds = settings.answer_margin_seconds
 
-    def publish(client: stripe.StripeClient, catalog: str) -> None:
+    def publish(
+        client: stripe.StripeClient, catalog: str, changed_products: Sequence[str]
+    ) -> dict[str, str]:
         """The catalog into the table as the backfill stores objects: so ``GET /plans``
         and the features' names are right after the first deploy, whose catalog Stripe
-        announced before the webhook endpoint existed."""
+        announced before the webhook endpoint existed. Then the subscribers of products
+        whose features changed get their entitlements as Stripe lists them now."""
         store = store_for_table(projection.table_name)
         processor = WebhookProcessor(
             settings=projection,
@@ -62,6 +67,18 @@ try:
             for obj in objects:
                 source = f"evt_catalog_{now}_{kind.value}_{obj['id']}"
                 processor.apply_object(kind, obj, version=now - 1, source=source)
+        refreshed, complete = refresh_subscriber_entitlements(
+            processor, client, changed_products, now=now
+        )
+        if not complete:
+            logger.warning(
+                "Not every subscriber's entitlements were refreshed; run the backfill",
+                extra={"refreshed": refreshed},
+            )
+        return {
+            "EntitlementsRefreshed": str(refreshed),
+            "EntitlementsComplete": "true" if complete else "false",
+        }
 
     resource = StripeCatalogResource(lambda: get_stripe_client(settings), publish)
 except Exception as error:  # answered FAILED on the first request, not left hanging

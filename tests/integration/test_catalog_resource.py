@@ -17,8 +17,9 @@ import pytest
 from sandbox.cloudformation import ResponseReceiver
 from tests.conftest import TABLE
 from tests.support.cloudformation import DeadlineContext, cfn_event, fresh_module, sample_event
+from tests.support.portal import linked_user, snapshot
 from tests.support.stripe_seed import Account
-from tests.support.webhooks import table_items
+from tests.support.webhooks import StandinChanges, table_items
 
 PHYSICAL = "stripe-catalog:billing-portal-dev"
 
@@ -281,3 +282,50 @@ def test_the_catalog_is_in_the_table_after_the_deploy_that_made_it(
     team = next(p for p in ours(account) if p.metadata["catalog_key"] == "team")
     attached = catalog[f"PRODUCTFEATURES#{team.id}"]["features"]["L"]
     assert sorted(a["S"] for a in attached) == sorted(ids.values())
+
+
+def test_subscribers_of_a_product_whose_features_change_get_them_without_an_event(
+    function: ModuleType,
+    receiver: ResponseReceiver,
+    account: Account,
+    webhook_deployment: dict[str, Any],
+) -> None:
+    deploy(function, receiver)
+    stream = StandinChanges(account)
+    stream.pending()  # the catalog's own events: stored by the resource already
+    # The subscription is older than the next deploy (a test runs within one second).
+    state = account.standin.state
+    real_clock = state.clock
+    state.clock = lambda: real_clock() - 5
+    customer = linked_user(account, "team-user")
+    card = account.client.v1.payment_methods.attach("pm_card_visa", {"customer": customer})
+    account.client.v1.subscriptions.create(
+        {
+            "customer": customer,
+            "items": [{"price": prices_by_key(account)["team_monthly"].id}],
+            "default_payment_method": card.id,
+        }
+    )
+    stream.flush()
+    state.clock = real_clock
+    assert [f["lookup_key"] for f in snapshot("team-user").body["features"]] == [
+        "team_exports",
+        "team_sso",
+    ]
+    changed = declared()
+    changed["Features"].append({"LookupKey": "team_audit", "Name": "Audit log"})
+    changed["Products"][1]["Features"].append("team_audit")
+
+    answer = deploy(function, receiver, changed, request="update")
+
+    assert answer["Status"] == "SUCCESS", answer.get("Reason")
+    assert (answer["Data"]["EntitlementsRefreshed"], answer["Data"]["EntitlementsComplete"]) == (
+        "1",
+        "true",
+    )
+    assert [e for e in stream.pending() if "entitlement" in e["type"]] == []  # Stripe: silence
+    assert snapshot("team-user").body["features"] == [
+        {"lookup_key": "team_audit", "name": "Audit log"},
+        {"lookup_key": "team_exports", "name": "CSV exports"},
+        {"lookup_key": "team_sso", "name": "Single sign-on"},
+    ]

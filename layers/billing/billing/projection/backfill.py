@@ -127,3 +127,47 @@ class Backfill:
             items: Iterable[Any] = page.auto_paging_iter()
             for item in items:
                 yield item.to_dict()
+
+
+# A catalog deploy refreshes subscribers for at most this long, then leaves the rest to
+# ``make backfill`` (the custom resource must answer CloudFormation in time).
+CATCH_UP_SECONDS = 120.0
+
+
+def refresh_subscriber_entitlements(
+    processor: WebhookProcessor,
+    client: stripe.StripeClient,
+    product_ids: Iterable[str],
+    *,
+    now: int,
+    seconds: float = CATCH_UP_SECONDS,
+) -> tuple[int, bool]:
+    """Store the active entitlements of every customer subscribed to ``product_ids``, as
+    Stripe lists them now: a feature attached to (or detached from) a product reaches its
+    existing subscribers this way, since Stripe sends them no event. Walks the products'
+    subscriber indexes (one Stripe call per customer). Returns how many customers were
+    refreshed and whether all were (False: time ran out; the backfill finishes the job)."""
+    deadline = time.monotonic() + seconds
+    store = processor.store
+    done: set[str] = set()
+    for product_id in product_ids:
+        after: str | None = None
+        while True:
+            entries, after = store.subscriber_page(product_id, after=after, limit=_PAGE)
+            for entry in entries:
+                customer = store.customer_for_user(str(entry["user_id"]))
+                if customer is None or customer in done:
+                    continue
+                if time.monotonic() > deadline:
+                    return len(done), False
+                done.add(customer)
+                processor.apply_object(
+                    Kind.ENTITLEMENTS,
+                    active_entitlements(client, customer),
+                    version=now - 1,
+                    source=f"evt_catalog_{now}_entitlements_{customer}",
+                    fetched_after_version=True,
+                )
+            if after is None:
+                break
+    return len(done), True

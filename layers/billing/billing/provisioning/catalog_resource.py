@@ -13,14 +13,14 @@ CloudFormation request, so a repeated request cannot create twice.
 
 The resource answers ``LookupKeys`` (the active declared prices, comma-separated, for
 the portal and Checkout) and ``FeatureChanges`` (products whose features changed).
-Stripe sends no event when a product's features change, so the stack's subscribers
-of those products catch up through the backfill (``make backfill``; the deploy guide
-says when).
+Stripe sends no event when a product's features change, so the function stores the
+current entitlements of those products' subscribers itself (``EntitlementsRefreshed``;
+``EntitlementsComplete`` is ``false`` when time ran out, and ``make backfill`` finishes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import stripe
@@ -53,9 +53,11 @@ _LOOKUP_KEYS_PER_LIST = 10
 PHYSICAL_PREFIX = "stripe-catalog:"
 
 
-# Stores what the catalog holds in Stripe now (its raw products, prices and features) in
-# the stack's table, as the backfill would (``publish_catalog``).
-Publisher = Callable[[stripe.StripeClient, str], None]
+# Stores what the catalog holds in Stripe now (its products, prices, features and the
+# features of each product) in the stack's table, as the backfill would, and brings the
+# subscribers of the products whose features changed (ids) up to date; answers what to
+# add to the resource's data.
+Publisher = Callable[[stripe.StripeClient, str, Sequence[str]], Mapping[str, str]]
 
 
 class StripeCatalogResource:
@@ -83,7 +85,7 @@ class StripeCatalogResource:
         writes = plan_removal(catalog, state)
         run_writes(client, writes, key=lambda write: "")
         if writes and self._publish is not None:
-            self._publish(client, catalog)
+            self._publish(client, catalog, [])
         logger.info("Catalog archived", extra={"catalog": catalog, "writes": len(writes)})
 
     def _apply(self, request: CloudFormationCustomResourceEvent) -> Provisioned:
@@ -114,18 +116,23 @@ class StripeCatalogResource:
             )
 
         created = run_writes(client, plan.writes, key=key)
+        changed = sorted({created.get(p, p) for p in plan.feature_changes})
+        published: Mapping[str, str] = {}
         if self._publish is not None:
             # Also when nothing changed: a new table, or events Stripe sent before the
             # webhook endpoint existed (a first deploy creates the catalog first).
-            self._publish(client, spec.catalog)
-        changed = sorted({created.get(p, p) for p in plan.feature_changes})
+            published = self._publish(client, spec.catalog, changed)
         logger.info(
             "Catalog applied",
             extra={"catalog": spec.catalog, "writes": len(plan.writes), "feature_changes": changed},
         )
         return Provisioned(
             f"{PHYSICAL_PREFIX}{spec.catalog}",
-            {"LookupKeys": ",".join(spec.lookup_keys()), "FeatureChanges": ",".join(changed)},
+            {
+                "LookupKeys": ",".join(spec.lookup_keys()),
+                "FeatureChanges": ",".join(changed),
+                **published,
+            },
         )
 
 
