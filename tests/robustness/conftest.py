@@ -30,7 +30,11 @@ from tests.support.local_stack import dev_token, free_port
 
 # Initialised from the environment at import, like a cold start: imported anew
 # for each deployment (``local_deployment`` imports them for the custom resources).
-_COLD_START_MODULES = ("functions.portal_config.app", "functions.webhook_endpoint.app")
+_COLD_START_MODULES = (
+    "functions.catalog.app",
+    "functions.portal_config.app",
+    "functions.webhook_endpoint.app",
+)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Any
 import stripe
 
 from billing.projection.fold import CatalogCopies, change_from_object
+from billing.projection.intake import active_entitlements
 from billing.projection.records import Kind
 from billing.read.settings import get_snapshot_settings
 from billing.read.snapshot import BillingSnapshot, compose, to_json
@@ -85,10 +86,20 @@ def expected_projection(client: stripe.StripeClient, customer_ids: list[str]) ->
             customer_id, params={"limit": 100}
         ).auto_paging_iter():
             objects.append((Kind.PAYMENT_METHOD, method.to_dict()))
+        # A customer whose subscriptions were ever entitled has had Stripe's summary.
+        entitlements = active_entitlements(client, customer_id)
+        ever_entitled = any(
+            obj.get("status") not in ("incomplete", "incomplete_expired")
+            for kind, obj in objects
+            if kind is Kind.SUBSCRIPTION
+        )
+        if entitlements["entitlements"]["data"] or ever_entitled:
+            objects.append((Kind.ENTITLEMENTS, entitlements))
         slots: dict[str, Any] = {}
         for kind, obj in objects:
-            record = change_from_object(kind, obj).record(USER_METADATA_KEY, names)
-            slots[slot_attribute(kind, obj["id"])] = comparable(stored(record.stored()))
+            change = change_from_object(kind, obj)
+            record = change.record(USER_METADATA_KEY, names)
+            slots[slot_attribute(kind, change.object_id)] = comparable(stored(record.stored()))
         invoices: dict[str, Any] = {}
         for invoice in api.invoices.list(
             params={"customer": customer_id, "limit": 100}

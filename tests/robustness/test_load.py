@@ -1,10 +1,12 @@
-"""Load: 2,000 webhook events for 200 customers, 20 % duplicated, shuffled, 8 at a time.
+"""Load: 2,400 webhook events for 200 customers, 20 % duplicated, shuffled, 8 at a time.
 
 The stand-in records a real billing history per customer (customer, card,
 default card, subscription with its first invoice, a plan change, a
-cancellation or a quantity change: 10 events each) while the webhook endpoint
-is disabled, so nothing is sent yet. Then every event, plus a copy of 400 of
-them, goes in a seeded random order through the local gateway's webhook route,
+cancellation or a quantity change, and the two entitlement summaries of subscribing
+and changing plan, the demo catalog's products having features: 12 events each)
+while the webhook endpoint is disabled, so nothing is sent yet. Then every event, plus
+a copy of 480 of them, goes in a seeded random order through the local gateway's
+webhook route,
 signed as the stand-in signs it, from 8 concurrent senders. The projection must
 equal the one built from Stripe's final objects alone, every event must have
 its dedupe record, and each event must have been applied exactly once.
@@ -31,14 +33,14 @@ from tests.robustness.conftest import Product
 from tests.robustness.oracle import expected_links, expected_projection, links, projected, served
 
 CUSTOMERS = 200
-EVENTS_PER_CUSTOMER = 10
+EVENTS_PER_CUSTOMER = 12
 DUPLICATE_SHARE = 0.2
 CONCURRENCY = 8
 SEED = 6_2026
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 PLANS = ("basic_monthly", "pro_monthly", "basic_yearly", "enterprise_monthly")
 # Plan changes within an interval and without prorations: an interval change or a
-# proration bills at once or adds invoice items, and each history is to be 10 events.
+# proration bills at once or adds invoice items, and each history is to be 12 events.
 UPGRADES = {
     "basic_monthly": "pro_monthly",
     "pro_monthly": "enterprise_monthly",
@@ -94,7 +96,7 @@ def record_history(product: Product, index: int, prices: dict[str, str]) -> tupl
 
 @pytest.mark.long
 @pytest.mark.timeout(600)  # minutes of work by design; the default is 120 s
-def test_2000_shuffled_duplicated_events_for_200_customers_converge(product: Product) -> None:
+def test_2400_shuffled_duplicated_events_for_200_customers_converge(product: Product) -> None:
     api = product.stripe.v1
     endpoint = product.deployment.webhook_endpoint_id
     prices = {
