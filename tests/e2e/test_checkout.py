@@ -4,6 +4,8 @@ HTTP all the way; each test has its own new user."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 
 from tests.e2e.conftest import LocalStack, eventually
@@ -114,7 +116,12 @@ def test_a_failed_challenge_then_expiry_leaves_the_user_free(local_stack: LocalS
     assert other.status_code == 200
     assert other.json()["url"] != url
 
-    billing = eventually(local_stack, token, lambda b: b["status"] != "incomplete")
+    def expired(billing: dict[str, Any]) -> bool:
+        return [s["status"] for s in billing["subscriptions"]] == ["incomplete_expired"]
+
+    billing = eventually(local_stack, token, expired)
+    assert expired(billing)
     assert (billing["status"], billing["plan"]) == ("none", None)
-    assert billing["access"] == {"state": "denied", "until": None, "reason": "none"}
+    # The access table: an expired first payment grants nothing, and says so.
+    assert billing["access"] == {"state": "denied", "until": None, "reason": "incomplete_expired"}
     assert requests.get(url, timeout=10).status_code == 410

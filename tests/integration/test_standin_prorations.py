@@ -6,6 +6,7 @@ Through stripe-python against its HTTP API, with the customer's clock for "mid-p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,8 +19,16 @@ DAY = 86_400
 
 
 @pytest.fixture
-def shop(stripe_account: StripeStandIn) -> Account:
-    return seed_account(stripe_account)
+def shop(stripe_account: StripeStandIn) -> Iterator[Account]:
+    """A seeded account whose clock stands still, so "now" is the same second for the
+    test's arithmetic and for the change it makes (customers' clocks still advance)."""
+    account = seed_account(stripe_account)
+    state = stripe_account.state
+    real_clock = state.clock
+    frozen = real_clock()
+    state.clock = lambda: frozen
+    yield account
+    state.clock = real_clock
 
 
 def mid_period(shop: Account, lookup_key: str, days: int = 10) -> stripe.Subscription:
