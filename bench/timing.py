@@ -194,7 +194,7 @@ class _Throughput:
         outcomes: set[str] = set()
 
         def event(i: int) -> None:
-            answer = webhook_handler(deliveries[i], self.context)  # type: ignore[arg-type]
+            answer = webhook_handler(deliveries[i], self.context)
             outcomes.add(json.loads(answer["body"])["outcome"])
 
         def put(i: int) -> None:

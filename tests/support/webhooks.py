@@ -136,7 +136,7 @@ class _Receiver(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         event = http_event(SAMPLE, raw_body=body)
         event["headers"]["stripe-signature"] = self.headers["Stripe-Signature"]
-        response = lambda_handler(event, LambdaContext())  # type: ignore[arg-type]
+        response = lambda_handler(event, LambdaContext())
         self.send_response(response["statusCode"])
         self.end_headers()
         self.wfile.write((response.get("body") or "").encode())
