@@ -4,9 +4,12 @@ address only when ``AlarmEmail`` gives one."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.support.aws import template
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def resources_of(kind: str) -> dict[str, dict[str, Any]]:
@@ -75,3 +78,26 @@ def test_every_alarm_notifies_the_topic_and_only_alarm_email_subscribes_to_it() 
     condition = template()["Conditions"]["HasAlarmEmail"]
     assert condition == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
     assert template()["Parameters"]["AlarmEmail"]["Default"] == ""
+
+
+def test_the_webhook_metric_alarms_match_what_the_function_emits() -> None:
+    declared = template()
+    service = declared["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    custom = {
+        name: alarm["Properties"]
+        for name, alarm in resources_of("AWS::CloudWatch::Alarm").items()
+        if alarm["Properties"].get("Namespace") == {"Ref": "MetricsNamespace"}
+    }
+    watched = {
+        (p["MetricName"], {d["Name"]: d["Value"] for d in p["Dimensions"]}["outcome"])
+        for p in custom.values()
+    }
+    assert watched == {("WebhookEvents", "rejected_signature"), ("WebhookLag", "applied")}
+    for properties in custom.values():
+        dimensions = {d["Name"]: d["Value"] for d in properties["Dimensions"]}
+        # EMF metrics carry the service dimension: an alarm without it watches nothing.
+        assert dimensions["service"] == service
+    source = (ROOT / "functions" / "webhook" / "app.py").read_text()
+    assert '"WebhookEvents"' in source
+    assert '"WebhookLag"' in source
+    assert "rejected_signature" in source
