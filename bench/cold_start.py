@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.cloudformation import lambda_functions, load_template, sam_translate
+from sandbox.cloudformation import LocalStack, lambda_functions, load_template, sam_translate
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / ".aws-sam" / "build"
@@ -207,8 +207,15 @@ def workspace(
 
 
 def function_environments() -> dict[str, dict[str, str]]:
-    """Each function's environment at cold start, from ``template.yaml`` (dummy values)."""
+    """Each function's environment at cold start, from ``template.yaml``: parameters at
+    their defaults, and dummy values for what only a deployment knows (resources' ids)."""
     template = sam_translate(load_template(ROOT / "template.yaml"))  # Globals merged by SAM
+    unset = {
+        name: "bench"
+        for name, spec in template.get("Parameters", {}).items()
+        if spec.get("Default") is None
+    }
+    stack = LocalStack(template, "bench", parameters=unset)
     environments = {}
     for name, function in lambda_functions(template).items():
         variables = function.get("Environment", {}).get("Variables", {})
@@ -218,12 +225,19 @@ def function_environments() -> dict[str, dict[str, str]]:
             "AWS_LAMBDA_FUNCTION_NAME": name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
             "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
-            **{
-                key: value if isinstance(value, str) else _DUMMY_ENV.get(key, "bench")
-                for key, value in variables.items()
-            },
+            **{key: _value(stack, key, value) for key, value in variables.items()},
         }
     return environments
+
+
+def _value(stack: LocalStack, key: str, value: object) -> str:
+    if key in _DUMMY_ENV:
+        return _DUMMY_ENV[key]
+    try:
+        resolved = stack.resolve(value)
+    except (KeyError, NotImplementedError):  # a resource's id or attribute
+        return "bench"
+    return ",".join(map(str, resolved)) if isinstance(resolved, list) else str(resolved)
 
 
 def python313() -> str:
