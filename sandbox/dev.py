@@ -548,6 +548,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     # Request lines of moto's and the stand-in's servers would drown the banner.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # One line per request through the local API gateway: method, path, status, time and,
+    # for a webhook, its outcome (what API Gateway's access log and the metrics record).
+    requests_log = logging.getLogger("sandbox.gateway")
+    requests_log.setLevel(logging.INFO)
+    printer = logging.StreamHandler(sys.stdout)
+    printer.setFormatter(logging.Formatter("%(asctime)s  %(message)s", "%H:%M:%S"))
+    requests_log.addHandler(printer)
+    requests_log.propagate = False
     ctrl_c = _CtrlC()
     try:
         external = ExternalStripe.from_environment(os.environ)

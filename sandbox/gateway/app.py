@@ -174,11 +174,12 @@ class LocalGateway:
         response.headers["Apigw-Requestid"] = request_id
         self._apply_cors(request, response)
         logger.info(
-            "%s %s %s %.0f ms",
+            "%s %s %s %.0f ms%s",
             request.method,
             request.full_path.rstrip("?"),
             response.status_code,
             (time.monotonic() - started) * 1000,
+            _outcome(response),
         )
         return response(environ, start_response)
 
@@ -376,6 +377,18 @@ class LocalGateway:
             return _message(404, "Not Found")
         response.headers["Cache-Control"] = "no-cache"
         return response
+
+
+def _outcome(response: Response) -> str:
+    """`` applied`` for a webhook's answer (its ``outcome``), else nothing."""
+    if response.mimetype != "application/json" or (response.content_length or 0) > 200:
+        return ""
+    try:
+        body = json.loads(response.get_data())
+    except ValueError:
+        return ""
+    outcome = body.get("outcome") if isinstance(body, dict) else None
+    return f" {outcome}" if isinstance(outcome, str) else ""
 
 
 def load_handler(spec: str) -> Callable[[dict[str, Any], Any], Any]:

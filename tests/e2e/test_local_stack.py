@@ -8,7 +8,14 @@ import subprocess
 
 import requests
 
-from tests.e2e.conftest import ROOT, LocalStack, dev_command, dev_environment
+from tests.e2e.conftest import (
+    ROOT,
+    LocalStack,
+    dev_command,
+    dev_environment,
+    start_local_stack,
+    stop_local_stack,
+)
 from tests.support.local_stack import free_port
 
 
@@ -93,3 +100,19 @@ def test_the_banner_s_shell_lines_name_this_run_s_ports_and_demo_customer(
     # The demo customer's id is the real one: the stand-in moves its clock.
     moved = requests.post(url.group(1), json={"seconds": 60}, timeout=10)
     assert moved.status_code == 200, moved.text
+
+
+def test_make_dev_prints_one_line_per_request_with_the_webhook_outcome() -> None:
+    stack = start_local_stack()
+    try:
+        token = stack.token("request-lines")
+        assert stack.get("/billing", token).status_code == 200
+        assert requests.get(f"{stack.api_url}/billing", timeout=5).status_code == 401
+    finally:
+        output = stop_local_stack(stack)
+
+    lines = output.splitlines()
+    # The demo customer's events were delivered at start: each says what became of it.
+    assert any(re.search(r"POST /webhooks/stripe 200 \d+ ms applied$", line) for line in lines)
+    assert any(re.search(r"GET /billing 200 \d+ ms$", line) for line in lines)
+    assert any(re.search(r"GET /billing 401 \d+ ms$", line) for line in lines)
