@@ -137,18 +137,20 @@ class StripeCatalogResource:
 
 
 def catalog_objects(
-    client: stripe.StripeClient, catalog: str
+    client: stripe.StripeClient, catalog: str, *, feature_keys: Iterable[str] = ()
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The catalog's products, their prices and its features, as Stripe returns them."""
+    """The catalog's products, their prices and its features (and any feature with one of
+    ``feature_keys``, made elsewhere or not), as Stripe returns them."""
     api = client.v1
-    with stripe_step("read the catalog back"):
+    wanted = set(feature_keys)
+    with stripe_step("read the catalog"):
         products = [p for p in _all(api.products.list, {}) if owned(_metadata(p), catalog)]
         prices = [price for p in products for price in _all(api.prices.list, {"product": p["id"]})]
         features = [
             f
             for archived in (False, True)
             for f in _all(api.entitlements.features.list, {"archived": archived})
-            if owned(_metadata(f), catalog)
+            if owned(_metadata(f), catalog) or f["lookup_key"] in wanted
         ]
     return products, prices, features
 
@@ -207,16 +209,15 @@ def read_catalog(
     feature_keys: Iterable[str],
 ) -> StripeCatalogState:
     """What Stripe holds of ``catalog``, and whoever holds its declared keys."""
+    raw_products, raw_prices, raw_features = catalog_objects(
+        client, catalog, feature_keys=feature_keys
+    )
+    products = [_product(p) for p in raw_products]
+    prices = {price["id"]: _price(price) for price in raw_prices}
+    attachments: list[Attachment] = []
     api = client.v1
     with stripe_step("read the catalog"):
-        products = [
-            _product(p) for p in _all(api.products.list, {}) if owned(_metadata(p), catalog)
-        ]
-        prices: dict[str, StripePrice] = {}
-        attachments: list[Attachment] = []
         for product in products:
-            for price in _all(api.prices.list, {"product": product.id}):
-                prices[price["id"]] = _price(price)
             listed = api.products.features.list(product.id, {"limit": _PAGE})
             for attached in listed.auto_paging_iter():
                 feature = attached.entitlement_feature
@@ -226,13 +227,7 @@ def read_catalog(
             chunk = keys[start : start + _LOOKUP_KEYS_PER_LIST]
             for price in _all(api.prices.list, {"lookup_keys": chunk}):
                 prices[price["id"]] = _price(price)
-        wanted = set(feature_keys)
-        features = [
-            _feature(f)
-            for archived in (False, True)
-            for f in _all(api.entitlements.features.list, {"archived": archived})
-            if owned(_metadata(f), catalog) or f["lookup_key"] in wanted
-        ]
+    features = [_feature(f) for f in raw_features]
     return StripeCatalogState(products, list(prices.values()), features, attachments)
 
 
